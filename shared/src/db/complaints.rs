@@ -1,0 +1,333 @@
+//! Complaints and their append-only history. Every function takes the tenant (a [`Scope`]
+//! or a [`TenantId`]) and filters by it: there is no query here that can read across tenants.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+
+use super::schema::{complaint_events, complaints};
+use crate::{
+    domain::{
+        complaint::{ComplaintInput, Tracking},
+        events::QueueMessage,
+        ComplaintView, EventView, Rung, Status,
+    },
+    ids::{ClientId, ComplaintId, EventId, TenantId},
+    outbox,
+    tenancy::Scope,
+};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = complaints)]
+pub struct ComplaintRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub external_ref: Option<String>,
+    pub status: String,
+    pub category: String,
+    pub provider: String,
+    pub complainant_kind: String,
+    pub details: Value,
+    pub current_rungs: Value,
+    pub missing_evidence: Vec<String>,
+    pub last_sequence: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("stored complaint {0} does not parse: {1}")]
+    Corrupt(String, String),
+}
+
+impl ComplaintRow {
+    pub fn status(&self) -> Result<Status, RowError> {
+        Status::parse(&self.status).ok_or_else(|| RowError::Corrupt(self.id.clone(), format!("status {}", self.status)))
+    }
+
+    pub fn input(&self) -> Result<ComplaintInput, RowError> {
+        serde_json::from_value(self.details.clone()).map_err(|e| RowError::Corrupt(self.id.clone(), e.to_string()))
+    }
+
+    pub fn rungs(&self) -> Result<Vec<Rung>, RowError> {
+        serde_json::from_value(self.current_rungs.clone()).map_err(|e| RowError::Corrupt(self.id.clone(), e.to_string()))
+    }
+
+    pub fn to_view(&self) -> Result<ComplaintView, RowError> {
+        Ok(ComplaintView {
+            id: self.id.clone(),
+            status: self.status()?,
+            input: self.input()?,
+            current: self.rungs()?,
+            missing_evidence: self.missing_evidence.clone(),
+            tracking: Tracking {
+                last_sequence: self.last_sequence,
+                events_url: format!("/v1/complaints/{}/events", self.id),
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = complaint_events)]
+pub struct EventRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub complaint_id: String,
+    pub sequence: i32,
+    pub event_type: String,
+    pub actor: String,
+    pub data: Value,
+    pub at: DateTime<Utc>,
+}
+
+impl EventRow {
+    pub fn to_view(&self) -> EventView {
+        EventView {
+            id: self.id.clone(),
+            sequence: self.sequence,
+            event_type: self.event_type.clone(),
+            at: self.at,
+            actor: self.actor.clone(),
+            data: self.data.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("external_ref already used by complaint {0}")]
+    DuplicateExternalRef(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Files a complaint: the row, its first event and the outbox message that will wake the
+/// worker, in the caller's transaction, so either all three exist or none does.
+pub async fn insert_submitted(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    client: &ClientId,
+    id: &ComplaintId,
+    input: &ComplaintInput,
+    now: DateTime<Utc>,
+) -> Result<ComplaintRow, InsertError> {
+    let details = serde_json::to_value(input).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let inserted = diesel::insert_into(complaints::table)
+        .values((
+            complaints::id.eq(id.as_str()),
+            complaints::tenant_id.eq(tenant.as_str()),
+            complaints::client_id.eq(client.as_str()),
+            complaints::external_ref.eq(input.external_ref.as_deref()),
+            complaints::status.eq(Status::Submitted.as_str()),
+            complaints::category.eq(&input.category),
+            complaints::provider.eq(&input.respondent.provider),
+            complaints::complainant_kind.eq(&input.complainant.kind),
+            complaints::details.eq(details),
+            complaints::created_at.eq(now),
+            complaints::updated_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .returning(ComplaintRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    let Some(_) = inserted else {
+        // The only unique constraint besides the (fresh) primary key is external_ref.
+        let existing: String = complaints::table
+            .filter(complaints::client_id.eq(client.as_str()))
+            .filter(complaints::external_ref.eq(input.external_ref.as_deref()))
+            .select(complaints::id)
+            .first(conn)
+            .await?;
+        return Err(InsertError::DuplicateExternalRef(existing));
+    };
+    let data = serde_json::json!({ "status": Status::Submitted, "category": input.category });
+    append_event(
+        conn,
+        tenant,
+        id,
+        crate::domain::events::SUBMITTED,
+        &crate::domain::events::actor_client(client.as_str()),
+        data,
+        now,
+    )
+    .await?;
+    outbox::enqueue(
+        conn,
+        &QueueMessage {
+            message_id: uuid::Uuid::now_v7(),
+            message_type: crate::domain::events::SUBMITTED.to_owned(),
+            tenant_id: tenant.to_string(),
+            complaint_id: id.to_string(),
+            occurred_at: now,
+        },
+    )
+    .await?;
+    // Read back so last_sequence reflects the first event.
+    complaints::table
+        .find(id.as_str())
+        .select(ComplaintRow::as_select())
+        .first(conn)
+        .await
+        .map_err(InsertError::from)
+}
+
+/// Appends one event, numbering it after the complaint's last. The complaint row is updated
+/// first, which locks it, so concurrent appends to one complaint queue up instead of racing
+/// for the same sequence number.
+pub async fn append_event(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    complaint: &ComplaintId,
+    event_type: &str,
+    actor: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> QueryResult<EventRow> {
+    let sequence: i32 = diesel::update(
+        complaints::table
+            .filter(complaints::id.eq(complaint.as_str()))
+            .filter(complaints::tenant_id.eq(tenant.as_str())),
+    )
+    .set((
+        complaints::last_sequence.eq(complaints::last_sequence + 1),
+        complaints::updated_at.eq(now),
+    ))
+    .returning(complaints::last_sequence)
+    .get_result(conn)
+    .await?;
+    diesel::insert_into(complaint_events::table)
+        .values((
+            complaint_events::id.eq(EventId::generate().as_str()),
+            complaint_events::tenant_id.eq(tenant.as_str()),
+            complaint_events::complaint_id.eq(complaint.as_str()),
+            complaint_events::sequence.eq(sequence),
+            complaint_events::event_type.eq(event_type),
+            complaint_events::actor.eq(actor),
+            complaint_events::data.eq(data),
+            complaint_events::at.eq(now),
+        ))
+        .returning(EventRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// One complaint, if the scope may see it.
+pub async fn find(conn: &mut AsyncPgConnection, scope: &Scope, id: &ComplaintId) -> QueryResult<Option<ComplaintRow>> {
+    let mut q = complaints::table
+        .filter(complaints::id.eq(id.as_str()))
+        .filter(complaints::tenant_id.eq(scope.tenant_id.as_str()))
+        .select(ComplaintRow::as_select())
+        .into_boxed();
+    if let Some(client) = &scope.client_id {
+        q = q.filter(complaints::client_id.eq(client.as_str()));
+    }
+    q.first(conn).await.optional()
+}
+
+/// The same, locking the row for the rest of the caller's transaction.
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    id: &ComplaintId,
+) -> QueryResult<Option<ComplaintRow>> {
+    complaints::table
+        .filter(complaints::id.eq(id.as_str()))
+        .filter(complaints::tenant_id.eq(tenant.as_str()))
+        .select(ComplaintRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Filters of `GET /v1/complaints`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub category: Option<String>,
+    pub provider: Option<String>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Only ids after this one (the cursor).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// A page of complaints in filing order (ids are time-ordered). Fetches one row more than
+/// asked so the caller knows whether there is a next page.
+pub async fn list(conn: &mut AsyncPgConnection, scope: &Scope, f: &ListFilter) -> QueryResult<Vec<ComplaintRow>> {
+    let mut q = complaints::table
+        .filter(complaints::tenant_id.eq(scope.tenant_id.as_str()))
+        .select(ComplaintRow::as_select())
+        .order(complaints::id.asc())
+        .limit(f.limit + 1)
+        .into_boxed();
+    if let Some(client) = &scope.client_id {
+        q = q.filter(complaints::client_id.eq(client.as_str()));
+    }
+    if let Some(s) = f.status {
+        q = q.filter(complaints::status.eq(s.as_str()));
+    }
+    if let Some(c) = &f.category {
+        q = q.filter(complaints::category.eq(c.clone()));
+    }
+    if let Some(p) = &f.provider {
+        q = q.filter(complaints::provider.eq(p.clone()));
+    }
+    if let Some(t) = f.updated_since {
+        q = q.filter(complaints::updated_at.ge(t));
+    }
+    if let Some(after) = &f.after {
+        q = q.filter(complaints::id.gt(after.clone()));
+    }
+    q.load(conn).await
+}
+
+/// A complaint's history in order, or None when the scope may not see the complaint.
+pub async fn events(conn: &mut AsyncPgConnection, scope: &Scope, id: &ComplaintId) -> QueryResult<Option<Vec<EventRow>>> {
+    if find(conn, scope, id).await?.is_none() {
+        return Ok(None);
+    }
+    complaint_events::table
+        .filter(complaint_events::complaint_id.eq(id.as_str()))
+        .filter(complaint_events::tenant_id.eq(scope.tenant_id.as_str()))
+        .order(complaint_events::sequence.asc())
+        .select(EventRow::as_select())
+        .load(conn)
+        .await
+        .map(Some)
+}
+
+/// Moves a complaint to a new status with its active rungs and missing evidence. The
+/// caller has checked the move with [`Status::can_move_to`] on a row it locked.
+pub async fn set_state(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    id: &ComplaintId,
+    status: Status,
+    rungs: &[Rung],
+    missing_evidence: &[String],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let rungs = serde_json::to_value(rungs).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    diesel::update(
+        complaints::table
+            .filter(complaints::id.eq(id.as_str()))
+            .filter(complaints::tenant_id.eq(tenant.as_str())),
+    )
+    .set((
+        complaints::status.eq(status.as_str()),
+        complaints::current_rungs.eq(rungs),
+        complaints::missing_evidence.eq(missing_evidence),
+        complaints::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,95 @@
+//! Postgres: the pool, the migrations, and the queries both binaries run.
+
+pub mod complaints;
+pub mod schema;
+pub mod tenants;
+
+use diesel_async::{
+    pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager},
+    AsyncPgConnection,
+};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type PgPool = Pool<AsyncPgConnection>;
+pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available: {0}")]
+    Pool(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
+    fn from(value: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        DbError::Pool(value.to_string())
+    }
+}
+
+impl DbError {
+    /// Whether retrying later may succeed (the database is down or overloaded), as opposed to
+    /// an error that will repeat for the same input.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::SerializationFailure
+                        | diesel::result::DatabaseErrorKind::ClosedConnection
+                ) || info.message().contains("terminating connection")
+            }
+            DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A bounded pool. Connections are made lazily, so a process can start while Postgres is
+/// still coming up and report itself not ready until it is.
+pub fn pool(database_url: &str, size: usize) -> Result<PgPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+type BlockingConn = diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+
+/// Applies pending migrations. The migration harness is synchronous, so it runs on a
+/// blocking thread with a wrapped async connection and never stalls the runtime.
+pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbError> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = <BlockingConn as diesel::Connection>::establish(&url)
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbError::Migration(e.to_string()))?
+}
+
+/// Reverts every migration, for the up-down-up test.
+pub async fn revert_all(database_url: &str) -> Result<(), DbError> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = <BlockingConn as diesel::Connection>::establish(&url)
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+        conn.revert_all_migrations(MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbError::Migration(e.to_string()))?
+}

@@ -1,0 +1,119 @@
+//! Tenants, their OAuth clients, and their category → channel routing table.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::schema::{category_routes, clients, tenants};
+use crate::ids::{ClientId, TenantId};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub template: Option<String>,
+    pub time_zone: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert_tenant(
+    conn: &mut AsyncPgConnection,
+    id: &TenantId,
+    name: &str,
+    template: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(tenants::table)
+        .values((
+            tenants::id.eq(id.as_str()),
+            tenants::name.eq(name),
+            tenants::template.eq(template),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn find_tenant(conn: &mut AsyncPgConnection, id: &TenantId) -> QueryResult<Option<TenantRow>> {
+    tenants::table
+        .find(id.as_str())
+        .select(TenantRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn insert_client(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    id: &ClientId,
+    name: &str,
+    secret_hash: &str,
+    scopes: &[String],
+) -> QueryResult<ClientRow> {
+    diesel::insert_into(clients::table)
+        .values((
+            clients::id.eq(id.as_str()),
+            clients::tenant_id.eq(tenant.as_str()),
+            clients::name.eq(name),
+            clients::secret_hash.eq(secret_hash),
+            clients::scopes.eq(scopes),
+        ))
+        .returning(ClientRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Looks a client up by id alone: the token endpoint does not know the tenant yet, the
+/// client id is what tells it.
+pub async fn find_client(conn: &mut AsyncPgConnection, id: &ClientId) -> QueryResult<Option<ClientRow>> {
+    clients::table
+        .find(id.as_str())
+        .filter(clients::disabled_at.is_null())
+        .select(ClientRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn set_category_route(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    category: &str,
+    channel: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(category_routes::table)
+        .values((
+            category_routes::tenant_id.eq(tenant.as_str()),
+            category_routes::category.eq(category),
+            category_routes::channel.eq(channel),
+        ))
+        .on_conflict((category_routes::tenant_id, category_routes::category))
+        .do_update()
+        .set(category_routes::channel.eq(channel))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The tenant's whole category → channel table, `*` (the fallback) included.
+pub async fn category_routes(conn: &mut AsyncPgConnection, tenant: &TenantId) -> QueryResult<Vec<(String, String)>> {
+    category_routes::table
+        .filter(category_routes::tenant_id.eq(tenant.as_str()))
+        .select((category_routes::category, category_routes::channel))
+        .order(category_routes::category)
+        .load(conn)
+        .await
+}

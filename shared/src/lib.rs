@@ -1,0 +1,14 @@
+//! Code both Redress binaries share: configuration, identifiers, the domain model of a
+//! complaint, the Postgres schema and queries, the RabbitMQ topology and the outbox relay.
+
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod ids;
+pub mod outbox;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use redress_calendar as calendar;

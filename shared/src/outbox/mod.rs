@@ -1,0 +1,48 @@
+//! The transactional outbox. A change and the message announcing it commit together in
+//! Postgres; the relay then publishes the message with publisher confirms and `mandatory`,
+//! and marks it sent only after a clean ack. Nothing is lost between the database and the
+//! broker: a message is sent at least once, and consumers deduplicate on its id.
+
+mod relay;
+
+pub use relay::{Relay, RelayHandle};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::{db::schema::outbox, domain::events::QueueMessage};
+
+/// Queues `message` in the caller's transaction.
+pub async fn enqueue(conn: &mut AsyncPgConnection, message: &QueueMessage) -> QueryResult<()> {
+    let payload =
+        serde_json::to_value(message).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::message_id.eq(message.message_id),
+            outbox::tenant_id.eq(&message.tenant_id),
+            outbox::routing_key.eq(&message.message_type),
+            outbox::payload.eq(payload),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Rows not yet confirmed by the broker, and the age in seconds of the oldest (outbox lag).
+pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<(i64, f64)> {
+    #[derive(QueryableByName)]
+    struct Backlog {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        unsent: i64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        oldest_secs: f64,
+    }
+    let b: Backlog = diesel::sql_query(
+        "SELECT count(*) AS unsent, \
+         COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) AS oldest_secs \
+         FROM outbox WHERE sent_at IS NULL",
+    )
+    .get_result(conn)
+    .await?;
+    Ok((b.unsent, b.oldest_secs))
+}

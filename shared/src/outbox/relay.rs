@@ -1,0 +1,265 @@
+//! Publishes the outbox. Claims rows with a short lease (one statement, committed at once)
+//! so no transaction is held open across the publish and several relays can run; publishes
+//! the batch with confirms; records each row's outcome. Rows whose confirm never came (the
+//! connection dropped) are released and published again.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use diesel::{prelude::*, sql_types};
+use diesel_async::RunQueryDsl;
+use lapin::{
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    BasicProperties, Channel, Confirmation, Connection,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{amqp::Topology, config::Settings, db::PgPool};
+
+/// Lets the rest of the process wake the relay right after it commits an outbox row, and
+/// tells readiness checks whether the broker is reachable.
+#[derive(Clone, Default)]
+pub struct RelayHandle {
+    wake: Arc<Notify>,
+    connected: Arc<AtomicBool>,
+}
+
+impl RelayHandle {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+    pub fn broker_connected(&self) -> bool {
+        AtomicBool::load(&self.connected, Ordering::Relaxed)
+    }
+}
+
+pub struct Relay {
+    pool: PgPool,
+    amqp_url: String,
+    topology: Topology,
+    poll: Duration,
+    batch: i64,
+    lease_secs: i64,
+    handle: RelayHandle,
+}
+
+#[derive(QueryableByName, Debug)]
+struct Claimed {
+    #[diesel(sql_type = sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = sql_types::Uuid)]
+    message_id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    routing_key: String,
+    #[diesel(sql_type = sql_types::Jsonb)]
+    payload: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, settings: &Settings, handle: RelayHandle) -> Self {
+        Self {
+            pool,
+            amqp_url: settings.amqp_url.expose().to_owned(),
+            topology: Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries),
+            poll: Duration::from_millis(settings.relay.poll_interval_ms),
+            batch: settings.relay.batch_size,
+            lease_secs: settings.relay.lease_secs,
+            handle,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled: connect, publish, and on any broker failure
+    /// reconnect with a capped backoff. Database outages are waited out the same way.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.connect().await {
+                Ok((conn, channel)) => {
+                    self.handle.connected.store(true, Ordering::Relaxed);
+                    backoff = Duration::from_millis(200);
+                    let outcome = self.publish_until_error(&channel, &shutdown).await;
+                    self.handle.connected.store(false, Ordering::Relaxed);
+                    let _ = conn.close(200, "relay stopping".into()).await;
+                    if let Err(error) = outcome {
+                        tracing::warn!(%error, "outbox relay lost its broker connection; reconnecting");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "outbox relay cannot reach the broker");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn connect(&self) -> lapin::Result<(Connection, Channel)> {
+        let conn = crate::amqp::connect(&self.amqp_url, "redress-outbox-relay").await?;
+        let channel = conn.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok((conn, channel))
+    }
+
+    async fn publish_until_error(&self, channel: &Channel, shutdown: &CancellationToken) -> Result<(), RoundError> {
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            match self.round(channel).await {
+                Ok(n) if n as i64 >= self.batch => continue,
+                Ok(_) => {}
+                Err(RoundError::Db(error)) => {
+                    tracing::warn!(%error, "outbox relay cannot reach the database");
+                }
+                Err(e @ RoundError::Broker(_)) => return Err(e),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = self.handle.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// One claim-publish-record round. Returns how many rows it claimed.
+    async fn round(&self, channel: &Channel) -> Result<usize, RoundError> {
+        let claimed = self.claim().await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let mut pending = Vec::with_capacity(claimed.len());
+        let mut publish_error = None;
+        for row in &claimed {
+            let body = match serde_json::to_vec(&row.payload) {
+                Ok(b) => b,
+                Err(e) => {
+                    pending.push((row.id, Err(format!("payload does not serialise: {e}"))));
+                    continue;
+                }
+            };
+            let props = BasicProperties::default()
+                .with_message_id(row.message_id.to_string().into())
+                .with_content_type("application/json".into())
+                .with_type(row.routing_key.as_str().into())
+                .with_delivery_mode(2)
+                .with_timestamp(chrono::Utc::now().timestamp() as u64);
+            match channel
+                .basic_publish(
+                    self.topology.events_exchange.as_str().into(),
+                    row.routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &body,
+                    props,
+                )
+                .await
+            {
+                Ok(confirm) => pending.push((row.id, Ok(confirm))),
+                Err(e) => {
+                    publish_error = Some(e);
+                    break;
+                }
+            }
+        }
+
+        let mut sent = Vec::new();
+        let mut failed: Vec<(i64, String)> = Vec::new();
+        for (id, confirm) in pending {
+            match confirm {
+                Err(reason) => failed.push((id, reason)),
+                Ok(confirm) => match tokio::time::timeout(Duration::from_secs(10), confirm).await {
+                    Ok(Ok(Confirmation::Ack(None))) => sent.push(id),
+                    // lapin reports a mandatory message the broker could not route as an
+                    // ack carrying the returned message: that is a failure, not a send.
+                    Ok(Ok(Confirmation::Ack(Some(returned)))) => failed.push((
+                        id,
+                        format!("returned by the broker: {}", returned.reply_text),
+                    )),
+                    Ok(Ok(Confirmation::Nack(_))) => failed.push((id, "nacked by the broker".into())),
+                    Ok(Ok(Confirmation::NotRequested)) => failed.push((id, "confirms not enabled".into())),
+                    Ok(Err(e)) => {
+                        failed.push((id, format!("confirm lost: {e}")));
+                        publish_error.get_or_insert(e);
+                    }
+                    Err(_) => failed.push((id, "no confirm within 10 s".into())),
+                },
+            }
+        }
+        // Rows claimed but never published (the loop broke) are released too.
+        let handled: std::collections::HashSet<i64> =
+            sent.iter().copied().chain(failed.iter().map(|(id, _)| *id)).collect();
+        for row in &claimed {
+            if !handled.contains(&row.id) {
+                failed.push((row.id, "not published: connection lost".into()));
+            }
+        }
+        self.record(&sent, &failed).await?;
+        if !failed.is_empty() {
+            tracing::warn!(failed = failed.len(), first_error = %failed[0].1, "outbox messages not confirmed; they will be published again");
+        }
+        match publish_error {
+            Some(e) => Err(RoundError::Broker(e)),
+            None => Ok(claimed.len()),
+        }
+    }
+
+    async fn claim(&self) -> Result<Vec<Claimed>, crate::db::DbError> {
+        let mut conn = self.pool.get().await?;
+        let rows = diesel::sql_query(
+            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1), attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox \
+                          WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) \
+                          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, message_id, routing_key, payload",
+        )
+        .bind::<sql_types::Double, _>(self.lease_secs as f64)
+        .bind::<sql_types::BigInt, _>(self.batch)
+        .load::<Claimed>(&mut conn)
+        .await?;
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    async fn record(&self, sent: &[i64], failed: &[(i64, String)]) -> Result<(), crate::db::DbError> {
+        use crate::db::schema::outbox;
+        let mut conn = self.pool.get().await?;
+        if !sent.is_empty() {
+            diesel::update(outbox::table.filter(outbox::id.eq_any(sent)))
+                .set((outbox::sent_at.eq(diesel::dsl::now), outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>)))
+                .execute(&mut conn)
+                .await?;
+        }
+        for (id, error) in failed {
+            diesel::update(outbox::table.filter(outbox::id.eq(id)))
+                .set((
+                    outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                    outbox::last_error.eq(error),
+                ))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Takes messages off the router's queue and hands them to [`crate::routing`].
+//!
+//! Acknowledgement rules: a message is acked only after the transaction that applied it
+//! committed. A message that cannot be parsed is rejected at once and the broker
+//! dead-letters it. A message whose processing fails is returned to the queue after a pause;
+//! the quorum queue counts deliveries and dead-letters it at `worker.max_deliveries`. While
+//! the database is unreachable the message is held and retried in place: an outage is not
+//! the message's fault and must not use up its attempts.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions},
+    types::FieldTable,
+};
+use redress_shared::{amqp::Topology, config::Settings, db::PgPool, domain::events::QueueMessage};
+use tokio_util::sync::CancellationToken;
+
+use crate::routing::{self, ProcessError};
+
+pub async fn run_router(pool: PgPool, settings: Settings, shutdown: CancellationToken) {
+    let topology = Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries);
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match consume(&pool, &settings, &topology, &shutdown).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "router consumer lost the broker; reconnecting");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn consume(
+    pool: &PgPool,
+    settings: &Settings,
+    topology: &Topology,
+    shutdown: &CancellationToken,
+) -> lapin::Result<()> {
+    let conn = redress_shared::amqp::connect(settings.amqp_url.expose(), "redress-worker-router").await?;
+    let channel = conn.create_channel().await?;
+    topology.declare(&channel).await?;
+    // Prefetch bounds what the broker pushes ahead of processing: twice the concurrency keeps
+    // the next message ready when one finishes, without parking hundreds of messages on a
+    // worker that might die (they would wait for its connection to time out).
+    channel
+        .basic_qos(settings.worker.prefetch, BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            topology.routing_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(), // manual acks: no_ack is false
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %topology.routing_queue, prefetch = settings.worker.prefetch, concurrency = settings.worker.concurrency, "router consuming");
+
+    let mut broker_error = None;
+    // Concurrency is bounded separately from prefetch: at most this many messages hold a
+    // database connection at once, which keeps the pool from being exhausted.
+    consumer
+        .take_until(shutdown.cancelled())
+        .for_each_concurrent(settings.worker.concurrency, |delivery| {
+            let pool = pool.clone();
+            let shutdown = shutdown.clone();
+            match delivery {
+                Ok(delivery) => futures::future::Either::Left(async move {
+                    handle(&pool, delivery, &shutdown).await;
+                }),
+                Err(e) => {
+                    broker_error.get_or_insert(e);
+                    futures::future::Either::Right(futures::future::ready(()))
+                }
+            }
+        })
+        .await;
+    // Unacked messages go back to the queue when the channel closes.
+    let _ = channel.close(200, "worker stopping".into()).await;
+    let _ = conn.close(200, "worker stopping".into()).await;
+    match broker_error {
+        Some(e) => Err(e),
+        None if shutdown.is_cancelled() => Ok(()),
+        None => Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+            lapin::ConnectionState::Closed,
+        ))),
+    }
+}
+
+async fn handle(pool: &PgPool, delivery: Delivery, shutdown: &CancellationToken) {
+    let message: QueueMessage = match serde_json::from_slice(&delivery.data) {
+        Ok(m) => m,
+        Err(error) => {
+            tracing::error!(%error, routing_key = %delivery.routing_key, "unparseable message; dead-lettering it");
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            return;
+        }
+    };
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match routing::process(pool, &message).await {
+            Ok(outcome) => {
+                tracing::info!(message.id = %message.message_id, tenant.id = %message.tenant_id, complaint.id = %message.complaint_id, outcome = ?outcome, "message applied");
+                if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+                    // The effects are committed and recorded; a redelivery will be a no-op.
+                    tracing::warn!(%error, "ack failed after commit");
+                }
+                return;
+            }
+            Err(ProcessError::Transient(error)) if !shutdown.is_cancelled() => {
+                tracing::warn!(%error, message.id = %message.message_id, retry_in_ms = wait.as_millis() as u64, "database unavailable; holding the message");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => {
+                tracing::error!(%error, message.id = %message.message_id, complaint.id = %message.complaint_id, "message failed; returning it to the queue");
+                // A short pause so a message that fails every time does not spin.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await;
+                return;
+            }
+        }
+    }
+}
