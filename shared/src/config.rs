@@ -55,6 +55,7 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub worker: WorkerSettings,
     pub http: HttpSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -101,6 +102,54 @@ pub struct HttpSettings {
     pub workers: usize,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Whether this worker process runs the webhook dispatcher. Several may; claims are leased.
+    pub dispatcher_enabled: bool,
+    /// Seconds to wait before each retry; the first attempt is immediate, so a message gets
+    /// one attempt more than the list is long. A TOML array, or `5,300,1800` in the environment.
+    #[serde(deserialize_with = "secs_list")]
+    pub retry_schedule_secs: Vec<u64>,
+    /// Each delay moves by up to this fraction either way, so endpoints that failed together
+    /// are not all retried in the same second.
+    pub jitter: f64,
+    /// Whole-request timeout (connect, send, answer, body excerpt) in milliseconds.
+    pub timeout_ms: u64,
+    /// Requests in flight at once from one worker process.
+    pub concurrency: usize,
+    /// Requests in flight at once to one endpoint from one worker process.
+    pub per_endpoint_concurrency: usize,
+    /// An endpoint that has not had a single success for this long is disabled.
+    pub disable_after_hours: u64,
+    /// How often the dispatcher looks for due messages when it found none.
+    pub poll_interval_ms: u64,
+    /// The longest `Retry-After` honoured; a longer one is capped so no receiver can park a
+    /// message forever.
+    pub max_retry_after_secs: u64,
+    /// How long the previous secret keeps signing after a rotation.
+    pub rotation_overlap_hours: u64,
+}
+
+fn secs_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<u64>),
+        // The environment source turns a lone `5` into a number.
+        One(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::List(v) => Ok(v),
+        Raw::One(n) => Ok(vec![n]),
+        Raw::Text(t) => t
+            .split(',')
+            .map(|p| p.trim().parse::<u64>().map_err(serde::de::Error::custom))
+            .collect(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration could not be read: {0}")]
@@ -140,6 +189,24 @@ max_deliveries = 5
 [http]
 max_body_bytes = 262144
 workers = 0
+
+[webhooks]
+dispatcher_enabled = true
+# Standard Webhooks' example schedule: ten attempts over about three days (CONTRACT §5):
+# immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h.
+retry_schedule_secs = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+jitter = 0.2
+# CONTRACT §5: a 2xx within 15 s is success.
+timeout_ms = 15000
+concurrency = 64
+# Enough to keep up with a healthy receiver, few enough not to flood a struggling one.
+per_endpoint_concurrency = 4
+# Five days without a success: longer than one message's schedule, so an endpoint is
+# disabled only after messages from more than one day have failed.
+disable_after_hours = 120
+poll_interval_ms = 1000
+max_retry_after_secs = 86400
+rotation_overlap_hours = 24
 "#;
 
 impl Settings {
@@ -159,7 +226,9 @@ impl Settings {
                     // REDRESS_CONFIG names the file; it is not a setting.
                     .source(Some(
                         std::env::vars()
-                            .filter(|(k, _)| k != "REDRESS_CONFIG" && !k.starts_with("REDRESS_TEST_"))
+                            .filter(|(k, _)| {
+                                k != "REDRESS_CONFIG" && !k.starts_with("REDRESS_TEST_")
+                            })
                             .collect(),
                     )),
             )
@@ -185,7 +254,9 @@ impl Settings {
             ));
         }
         if self.db_pool_size == 0 {
-            return Err(ConfigError::Invalid("db_pool_size must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "db_pool_size must be at least 1".into(),
+            ));
         }
         if self.worker.concurrency == 0 || self.worker.prefetch == 0 {
             return Err(ConfigError::Invalid(
@@ -193,7 +264,9 @@ impl Settings {
             ));
         }
         if self.worker.max_deliveries < 1 {
-            return Err(ConfigError::Invalid("worker.max_deliveries must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "worker.max_deliveries must be at least 1".into(),
+            ));
         }
         if self.amqp_namespace.is_empty()
             || !self
@@ -202,7 +275,30 @@ impl Settings {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         {
             return Err(ConfigError::Invalid(
-                "amqp_namespace must be non-empty and use only letters, digits, '_', '-', '.'".into(),
+                "amqp_namespace must be non-empty and use only letters, digits, '_', '-', '.'"
+                    .into(),
+            ));
+        }
+        let wh = &self.webhooks;
+        if !(0.0..=0.5).contains(&wh.jitter) {
+            return Err(ConfigError::Invalid(
+                "webhooks.jitter must be between 0 and 0.5".into(),
+            ));
+        }
+        if wh.timeout_ms == 0 || wh.timeout_ms > 60_000 {
+            return Err(ConfigError::Invalid(
+                "webhooks.timeout_ms must be between 1 and 60000".into(),
+            ));
+        }
+        if wh.concurrency == 0 || wh.per_endpoint_concurrency == 0 || wh.poll_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "webhooks.concurrency, webhooks.per_endpoint_concurrency and webhooks.poll_interval_ms must be at least 1"
+                    .into(),
+            ));
+        }
+        if wh.disable_after_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "webhooks.disable_after_hours must be at least 1".into(),
             ));
         }
         if let Some(mode) = &self.dev_signing_key {
@@ -227,6 +323,22 @@ mod tests {
         s.validate().unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("guest:guest"), "{printed}");
+    }
+
+    #[test]
+    fn a_webhook_schedule_reads_from_a_comma_separated_environment_value() {
+        #[derive(Deserialize)]
+        struct Only {
+            #[serde(deserialize_with = "secs_list")]
+            s: Vec<u64>,
+        }
+        let parsed: Only = serde_json::from_str(r#"{"s": "0, 1,2"}"#).unwrap();
+        assert_eq!(parsed.s, vec![0, 1, 2]);
+        let parsed: Only = serde_json::from_str(r#"{"s": [0, 5]}"#).unwrap();
+        assert_eq!(parsed.s, vec![0, 5]);
+        let mut s = Settings::defaults().unwrap();
+        s.webhooks.jitter = 0.9;
+        assert!(s.validate().is_err());
     }
 
     #[test]

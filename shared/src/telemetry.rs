@@ -13,5 +13,7 @@ pub fn init(filter: &str) {
         .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
+        // stderr, so admin commands can print their JSON result alone on stdout.
+        .with_writer(std::io::stderr)
         .try_init();
 }

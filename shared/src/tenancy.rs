@@ -15,7 +15,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn tenant(tenant_id: TenantId) -> Self {
-        Self { tenant_id, client_id: None }
+        Self {
+            tenant_id,
+            client_id: None,
+        }
     }
     pub fn client(tenant_id: TenantId, client_id: ClientId) -> Self {
         Self {

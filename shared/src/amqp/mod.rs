@@ -45,10 +45,20 @@ impl Topology {
             ..ExchangeDeclareOptions::default()
         };
         channel
-            .exchange_declare(self.events_exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .exchange_declare(
+                self.events_exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
         channel
-            .exchange_declare(self.dead_exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .exchange_declare(
+                self.dead_exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
 
         let mut routing_args = quorum_args();
@@ -56,7 +66,10 @@ impl Topology {
             ShortString::from("x-dead-letter-exchange"),
             AMQPValue::LongString(LongString::from(self.dead_exchange.as_str())),
         );
-        routing_args.insert(ShortString::from("x-delivery-limit"), AMQPValue::LongLongInt(self.max_deliveries));
+        routing_args.insert(
+            ShortString::from("x-delivery-limit"),
+            AMQPValue::LongLongInt(self.max_deliveries),
+        );
         let queue_opts = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
@@ -65,7 +78,11 @@ impl Topology {
             .queue_declare(self.routing_queue.as_str().into(), queue_opts, routing_args)
             .await?;
         channel
-            .queue_declare(self.dead_letter_queue.as_str().into(), queue_opts, quorum_args())
+            .queue_declare(
+                self.dead_letter_queue.as_str().into(),
+                queue_opts,
+                quorum_args(),
+            )
             .await?;
         for key in ROUTER_KEYS {
             channel
@@ -93,7 +110,10 @@ impl Topology {
 
 fn quorum_args() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
     args
 }
 

@@ -45,15 +45,18 @@ pub enum RowError {
 
 impl ComplaintRow {
     pub fn status(&self) -> Result<Status, RowError> {
-        Status::parse(&self.status).ok_or_else(|| RowError::Corrupt(self.id.clone(), format!("status {}", self.status)))
+        Status::parse(&self.status)
+            .ok_or_else(|| RowError::Corrupt(self.id.clone(), format!("status {}", self.status)))
     }
 
     pub fn input(&self) -> Result<ComplaintInput, RowError> {
-        serde_json::from_value(self.details.clone()).map_err(|e| RowError::Corrupt(self.id.clone(), e.to_string()))
+        serde_json::from_value(self.details.clone())
+            .map_err(|e| RowError::Corrupt(self.id.clone(), e.to_string()))
     }
 
     pub fn rungs(&self) -> Result<Vec<Rung>, RowError> {
-        serde_json::from_value(self.current_rungs.clone()).map_err(|e| RowError::Corrupt(self.id.clone(), e.to_string()))
+        serde_json::from_value(self.current_rungs.clone())
+            .map_err(|e| RowError::Corrupt(self.id.clone(), e.to_string()))
     }
 
     pub fn to_view(&self) -> Result<ComplaintView, RowError> {
@@ -117,7 +120,8 @@ pub async fn insert_submitted(
     input: &ComplaintInput,
     now: DateTime<Utc>,
 ) -> Result<ComplaintRow, InsertError> {
-    let details = serde_json::to_value(input).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let details = serde_json::to_value(input)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let inserted = diesel::insert_into(complaints::table)
         .values((
             complaints::id.eq(id.as_str()),
@@ -219,7 +223,11 @@ pub async fn append_event(
 }
 
 /// One complaint, if the scope may see it.
-pub async fn find(conn: &mut AsyncPgConnection, scope: &Scope, id: &ComplaintId) -> QueryResult<Option<ComplaintRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    id: &ComplaintId,
+) -> QueryResult<Option<ComplaintRow>> {
     let mut q = complaints::table
         .filter(complaints::id.eq(id.as_str()))
         .filter(complaints::tenant_id.eq(scope.tenant_id.as_str()))
@@ -261,7 +269,11 @@ pub struct ListFilter {
 
 /// A page of complaints in filing order (ids are time-ordered). Fetches one row more than
 /// asked so the caller knows whether there is a next page.
-pub async fn list(conn: &mut AsyncPgConnection, scope: &Scope, f: &ListFilter) -> QueryResult<Vec<ComplaintRow>> {
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    f: &ListFilter,
+) -> QueryResult<Vec<ComplaintRow>> {
     let mut q = complaints::table
         .filter(complaints::tenant_id.eq(scope.tenant_id.as_str()))
         .select(ComplaintRow::as_select())
@@ -290,7 +302,11 @@ pub async fn list(conn: &mut AsyncPgConnection, scope: &Scope, f: &ListFilter) -
 }
 
 /// A complaint's history in order, or None when the scope may not see the complaint.
-pub async fn events(conn: &mut AsyncPgConnection, scope: &Scope, id: &ComplaintId) -> QueryResult<Option<Vec<EventRow>>> {
+pub async fn events(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    id: &ComplaintId,
+) -> QueryResult<Option<Vec<EventRow>>> {
     if find(conn, scope, id).await?.is_none() {
         return Ok(None);
     }
@@ -315,7 +331,8 @@ pub async fn set_state(
     missing_evidence: &[String],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let rungs = serde_json::to_value(rungs).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let rungs = serde_json::to_value(rungs)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     diesel::update(
         complaints::table
             .filter(complaints::id.eq(id.as_str()))

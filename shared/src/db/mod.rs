@@ -63,7 +63,8 @@ pub fn pool(database_url: &str, size: usize) -> Result<PgPool, DbError> {
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
-type BlockingConn = diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+type BlockingConn =
+    diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
 
 /// Applies pending migrations. The migration harness is synchronous, so it runs on a
 /// blocking thread with a wrapped async connection and never stalls the runtime.

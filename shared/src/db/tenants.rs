@@ -46,7 +46,10 @@ pub async fn insert_tenant(
         .map(|_| ())
 }
 
-pub async fn find_tenant(conn: &mut AsyncPgConnection, id: &TenantId) -> QueryResult<Option<TenantRow>> {
+pub async fn find_tenant(
+    conn: &mut AsyncPgConnection,
+    id: &TenantId,
+) -> QueryResult<Option<TenantRow>> {
     tenants::table
         .find(id.as_str())
         .select(TenantRow::as_select())
@@ -78,7 +81,10 @@ pub async fn insert_client(
 
 /// Looks a client up by id alone: the token endpoint does not know the tenant yet, the
 /// client id is what tells it.
-pub async fn find_client(conn: &mut AsyncPgConnection, id: &ClientId) -> QueryResult<Option<ClientRow>> {
+pub async fn find_client(
+    conn: &mut AsyncPgConnection,
+    id: &ClientId,
+) -> QueryResult<Option<ClientRow>> {
     clients::table
         .find(id.as_str())
         .filter(clients::disabled_at.is_null())
@@ -109,7 +115,10 @@ pub async fn set_category_route(
 }
 
 /// The tenant's whole category → channel table, `*` (the fallback) included.
-pub async fn category_routes(conn: &mut AsyncPgConnection, tenant: &TenantId) -> QueryResult<Vec<(String, String)>> {
+pub async fn category_routes(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+) -> QueryResult<Vec<(String, String)>> {
     category_routes::table
         .filter(category_routes::tenant_id.eq(tenant.as_str()))
         .select((category_routes::category, category_routes::channel))

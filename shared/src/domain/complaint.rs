@@ -125,7 +125,12 @@ impl Checker {
         self.errors.push(FieldError::new(pointer, detail));
     }
 
-    fn object<'a>(&mut self, v: Option<&'a Value>, pointer: &str, required: bool) -> Option<&'a Map<String, Value>> {
+    fn object<'a>(
+        &mut self,
+        v: Option<&'a Value>,
+        pointer: &str,
+        required: bool,
+    ) -> Option<&'a Map<String, Value>> {
         match v {
             None | Some(Value::Null) => {
                 if required {
@@ -144,13 +149,22 @@ impl Checker {
     fn unknown_fields(&mut self, m: &Map<String, Value>, pointer: &str, allowed: &[&str]) {
         for key in m.keys() {
             if !allowed.contains(&key.as_str()) {
-                self.fail(&format!("{pointer}/{}", escape_token(key)), "is not a known field");
+                self.fail(
+                    &format!("{pointer}/{}", escape_token(key)),
+                    "is not a known field",
+                );
             }
         }
     }
 
     /// A string of 1..=max characters (after trimming), or None with an error recorded.
-    fn string(&mut self, v: Option<&Value>, pointer: &str, required: bool, max: usize) -> Option<String> {
+    fn string(
+        &mut self,
+        v: Option<&Value>,
+        pointer: &str,
+        required: bool,
+        max: usize,
+    ) -> Option<String> {
         match v {
             None | Some(Value::Null) => {
                 if required {
@@ -166,7 +180,10 @@ impl Checker {
                 } else if t.chars().count() > max {
                     self.fail(pointer, format!("must be at most {max} characters"));
                     None
-                } else if t.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+                } else if t
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+                {
                     self.fail(pointer, "must not contain control characters");
                     None
                 } else {
@@ -182,7 +199,9 @@ impl Checker {
 
     fn slug(&mut self, v: Option<&Value>, pointer: &str, required: bool) -> Option<String> {
         let s = self.string(v, pointer, required, 64)?;
-        if s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             Some(s)
         } else {
             self.fail(pointer, "must use only lowercase letters, digits and '_'");
@@ -230,94 +249,132 @@ impl ComplaintInput {
 
         let external_ref = c.string(root.get("external_ref"), "/external_ref", false, 128);
 
-        let complainant = c.object(root.get("complainant"), "/complainant", true).map(|m| {
-            c.unknown_fields(m, "/complainant", &["name", "phone", "kind", "region"]);
-            let name = c.string(m.get("name"), "/complainant/name", true, 100);
-            let phone = c.string(m.get("phone"), "/complainant/phone", false, 20);
-            if let Some(p) = &phone {
-                let digits = p.chars().filter(|ch| ch.is_ascii_digit()).count();
-                let allowed = p.chars().all(|ch| ch.is_ascii_digit() || "+- ()".contains(ch));
-                if !allowed || !(7..=15).contains(&digits) {
-                    c.fail("/complainant/phone", "must be a phone number of 7 to 15 digits");
-                }
-            }
-            let kind = c.string(m.get("kind"), "/complainant/kind", true, 16);
-            if let Some(k) = &kind {
-                if k != "consumer" && k != "merchant" {
-                    c.fail("/complainant/kind", "must be `consumer` or `merchant`");
-                }
-            }
-            let region = c.string(m.get("region"), "/complainant/region", false, 6);
-            if let Some(r) = &region {
-                if r.len() != 6 || !r.bytes().all(|b| b.is_ascii_digit()) {
-                    c.fail("/complainant/region", "must be a 6-digit administrative division code (GB/T 2260)");
-                }
-            }
-            (name, phone, kind, region)
-        });
-
-        let respondent = c.object(root.get("respondent"), "/respondent", true).map(|m| {
-            c.unknown_fields(m, "/respondent", &["provider", "merchant_no", "terminal_sn"]);
-            let provider = c.string(m.get("provider"), "/respondent/provider", true, 200);
-            let merchant_no = c.string(m.get("merchant_no"), "/respondent/merchant_no", false, 64);
-            let terminal_sn = c.string(m.get("terminal_sn"), "/respondent/terminal_sn", false, 64);
-            for (value, pointer) in [(&merchant_no, "/respondent/merchant_no"), (&terminal_sn, "/respondent/terminal_sn")] {
-                if let Some(v) = value {
-                    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                        c.fail(pointer, "must use only letters, digits and '-'");
+        let complainant = c
+            .object(root.get("complainant"), "/complainant", true)
+            .map(|m| {
+                c.unknown_fields(m, "/complainant", &["name", "phone", "kind", "region"]);
+                let name = c.string(m.get("name"), "/complainant/name", true, 100);
+                let phone = c.string(m.get("phone"), "/complainant/phone", false, 20);
+                if let Some(p) = &phone {
+                    let digits = p.chars().filter(|ch| ch.is_ascii_digit()).count();
+                    let allowed = p
+                        .chars()
+                        .all(|ch| ch.is_ascii_digit() || "+- ()".contains(ch));
+                    if !allowed || !(7..=15).contains(&digits) {
+                        c.fail(
+                            "/complainant/phone",
+                            "must be a phone number of 7 to 15 digits",
+                        );
                     }
                 }
-            }
-            (provider, merchant_no, terminal_sn)
-        });
+                let kind = c.string(m.get("kind"), "/complainant/kind", true, 16);
+                if let Some(k) = &kind {
+                    if k != "consumer" && k != "merchant" {
+                        c.fail("/complainant/kind", "must be `consumer` or `merchant`");
+                    }
+                }
+                let region = c.string(m.get("region"), "/complainant/region", false, 6);
+                if let Some(r) = &region {
+                    if r.len() != 6 || !r.bytes().all(|b| b.is_ascii_digit()) {
+                        c.fail(
+                            "/complainant/region",
+                            "must be a 6-digit administrative division code (GB/T 2260)",
+                        );
+                    }
+                }
+                (name, phone, kind, region)
+            });
+
+        let respondent = c
+            .object(root.get("respondent"), "/respondent", true)
+            .map(|m| {
+                c.unknown_fields(
+                    m,
+                    "/respondent",
+                    &["provider", "merchant_no", "terminal_sn"],
+                );
+                let provider = c.string(m.get("provider"), "/respondent/provider", true, 200);
+                let merchant_no =
+                    c.string(m.get("merchant_no"), "/respondent/merchant_no", false, 64);
+                let terminal_sn =
+                    c.string(m.get("terminal_sn"), "/respondent/terminal_sn", false, 64);
+                for (value, pointer) in [
+                    (&merchant_no, "/respondent/merchant_no"),
+                    (&terminal_sn, "/respondent/terminal_sn"),
+                ] {
+                    if let Some(v) = value {
+                        if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                            c.fail(pointer, "must use only letters, digits and '-'");
+                        }
+                    }
+                }
+                (provider, merchant_no, terminal_sn)
+            });
 
         let category = c.slug(root.get("category"), "/category", true);
         let summary = c.string(root.get("summary"), "/summary", true, 200);
         let description = c.string(root.get("description"), "/description", false, 10_000);
 
-        let amount_claimed = c.object(root.get("amount_claimed"), "/amount_claimed", false).and_then(|m| {
-            c.unknown_fields(m, "/amount_claimed", &["value", "currency"]);
-            let value = match m.get("value") {
-                Some(Value::String(s)) => match s.parse::<Decimal>() {
-                    Ok(d) if d.is_sign_negative() => {
-                        c.fail("/amount_claimed/value", "must not be negative");
+        let amount_claimed = c
+            .object(root.get("amount_claimed"), "/amount_claimed", false)
+            .and_then(|m| {
+                c.unknown_fields(m, "/amount_claimed", &["value", "currency"]);
+                let value = match m.get("value") {
+                    Some(Value::String(s)) => match s.parse::<Decimal>() {
+                        Ok(d) if d.is_sign_negative() => {
+                            c.fail("/amount_claimed/value", "must not be negative");
+                            None
+                        }
+                        Ok(d) if d.scale() > 4 => {
+                            c.fail(
+                                "/amount_claimed/value",
+                                "must have at most 4 decimal places",
+                            );
+                            None
+                        }
+                        Ok(d) if d > Decimal::from(1_000_000_000_000i64) => {
+                            c.fail("/amount_claimed/value", "is too large");
+                            None
+                        }
+                        Ok(d) => Some(d),
+                        Err(_) => {
+                            c.fail(
+                                "/amount_claimed/value",
+                                "must be a decimal string such as \"299.00\"",
+                            );
+                            None
+                        }
+                    },
+                    Some(Value::Number(_)) => {
+                        c.fail(
+                            "/amount_claimed/value",
+                            "must be a decimal string such as \"299.00\", not a number",
+                        );
                         None
                     }
-                    Ok(d) if d.scale() > 4 => {
-                        c.fail("/amount_claimed/value", "must have at most 4 decimal places");
+                    None | Some(Value::Null) => {
+                        c.fail("/amount_claimed/value", "is required");
                         None
                     }
-                    Ok(d) if d > Decimal::from(1_000_000_000_000i64) => {
-                        c.fail("/amount_claimed/value", "is too large");
+                    Some(_) => {
+                        c.fail("/amount_claimed/value", "must be a decimal string");
                         None
                     }
-                    Ok(d) => Some(d),
-                    Err(_) => {
-                        c.fail("/amount_claimed/value", "must be a decimal string such as \"299.00\"");
-                        None
+                };
+                let currency = c.string(m.get("currency"), "/amount_claimed/currency", true, 3);
+                if let Some(cur) = &currency {
+                    if cur.len() != 3 || !cur.bytes().all(|b| b.is_ascii_uppercase()) {
+                        c.fail(
+                            "/amount_claimed/currency",
+                            "must be an ISO 4217 code such as CNY",
+                        );
                     }
-                },
-                Some(Value::Number(_)) => {
-                    c.fail("/amount_claimed/value", "must be a decimal string such as \"299.00\", not a number");
-                    None
                 }
-                None | Some(Value::Null) => {
-                    c.fail("/amount_claimed/value", "is required");
-                    None
-                }
-                Some(_) => {
-                    c.fail("/amount_claimed/value", "must be a decimal string");
-                    None
-                }
-            };
-            let currency = c.string(m.get("currency"), "/amount_claimed/currency", true, 3);
-            if let Some(cur) = &currency {
-                if cur.len() != 3 || !cur.bytes().all(|b| b.is_ascii_uppercase()) {
-                    c.fail("/amount_claimed/currency", "must be an ISO 4217 code such as CNY");
-                }
-            }
-            Some(Money { value: value?, currency: currency? })
-        });
+                Some(Money {
+                    value: value?,
+                    currency: currency?,
+                })
+            });
 
         let occurred_on = c.date(root.get("occurred_on"), "/occurred_on", false);
         if let Some(d) = occurred_on {
@@ -327,24 +384,40 @@ impl ComplaintInput {
         }
 
         let mut desired_outcomes = Vec::new();
-        for (i, v) in c.array(root.get("desired_outcomes"), "/desired_outcomes", 10).iter().enumerate() {
+        for (i, v) in c
+            .array(root.get("desired_outcomes"), "/desired_outcomes", 10)
+            .iter()
+            .enumerate()
+        {
             if let Some(s) = c.slug(Some(v), &format!("/desired_outcomes/{i}"), true) {
                 desired_outcomes.push(s);
             }
         }
 
         let mut evidence = Vec::new();
-        for (i, v) in c.array(root.get("evidence"), "/evidence", 50).iter().enumerate() {
+        for (i, v) in c
+            .array(root.get("evidence"), "/evidence", 50)
+            .iter()
+            .enumerate()
+        {
             let p = format!("/evidence/{i}");
             if let Some(m) = c.object(Some(v), &p, true) {
                 c.unknown_fields(m, &p, &["kind", "description", "sha256"]);
                 let kind = c.slug(m.get("kind"), &format!("{p}/kind"), true);
                 if let Some(k) = &kind {
                     if !EVIDENCE_KINDS.contains(&k.as_str()) {
-                        c.fail(&format!("{p}/kind"), format!("must be one of: {}", EVIDENCE_KINDS.join(", ")));
+                        c.fail(
+                            &format!("{p}/kind"),
+                            format!("must be one of: {}", EVIDENCE_KINDS.join(", ")),
+                        );
                     }
                 }
-                let description = c.string(m.get("description"), &format!("{p}/description"), false, 500);
+                let description = c.string(
+                    m.get("description"),
+                    &format!("{p}/description"),
+                    false,
+                    500,
+                );
                 let sha256 = c.string(m.get("sha256"), &format!("{p}/sha256"), false, 64);
                 if let Some(h) = &sha256 {
                     if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -362,7 +435,11 @@ impl ComplaintInput {
         }
 
         let mut prior_contacts = Vec::new();
-        for (i, v) in c.array(root.get("prior_contacts"), "/prior_contacts", 20).iter().enumerate() {
+        for (i, v) in c
+            .array(root.get("prior_contacts"), "/prior_contacts", 20)
+            .iter()
+            .enumerate()
+        {
             let p = format!("/prior_contacts/{i}");
             if let Some(m) = c.object(Some(v), &p, true) {
                 c.unknown_fields(m, &p, &["channel", "on", "reference", "outcome"]);
@@ -390,15 +467,28 @@ impl ComplaintInput {
             return Err(c.errors);
         }
         // Every required part was present and valid, or an error was recorded above.
-        let (Some((Some(name), phone, Some(kind), region)), Some((Some(provider), merchant_no, terminal_sn)), Some(category), Some(summary)) =
-            (complainant, respondent, category, summary)
+        let (
+            Some((Some(name), phone, Some(kind), region)),
+            Some((Some(provider), merchant_no, terminal_sn)),
+            Some(category),
+            Some(summary),
+        ) = (complainant, respondent, category, summary)
         else {
             return Err(vec![FieldError::new("", "the body is incomplete")]);
         };
         Ok(ComplaintInput {
             external_ref,
-            complainant: Complainant { name, phone, kind, region },
-            respondent: Respondent { provider, merchant_no, terminal_sn },
+            complainant: Complainant {
+                name,
+                phone,
+                kind,
+                region,
+            },
+            respondent: Respondent {
+                provider,
+                merchant_no,
+                terminal_sn,
+            },
             category,
             summary: mask_pans(&summary),
             description: description.map(|d| mask_pans(&d)),
@@ -503,7 +593,10 @@ mod tests {
     #[test]
     fn the_contract_example_is_accepted_with_its_card_number_masked() {
         let input = ComplaintInput::from_json(&example(), today()).unwrap();
-        assert_eq!(input.description.as_deref(), Some("卡号 622202*********0128 被扣押金"));
+        assert_eq!(
+            input.description.as_deref(),
+            Some("卡号 622202*********0128 被扣押金")
+        );
         assert_eq!(input.amount_claimed.unwrap().value.to_string(), "299.00");
     }
 
@@ -528,7 +621,10 @@ mod tests {
             "/surprise",
             "/summary",
         ] {
-            assert!(pointers.contains(&expected), "{expected} missing from {pointers:?}");
+            assert!(
+                pointers.contains(&expected),
+                "{expected} missing from {pointers:?}"
+            );
         }
     }
 

@@ -92,7 +92,10 @@ mod tests {
 
     #[test]
     fn a_grouped_card_number_is_masked_and_the_separators_dropped() {
-        assert_eq!(mask_pans("card 4111 1111 1111 1111."), "card 411111******1111.");
+        assert_eq!(
+            mask_pans("card 4111 1111 1111 1111."),
+            "card 411111******1111."
+        );
         assert_eq!(mask_pans("4111-1111-1111-1111"), "411111******1111");
     }
 

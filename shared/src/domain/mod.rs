@@ -5,6 +5,7 @@ pub mod complaint;
 pub mod events;
 pub mod masking;
 pub mod status;
+pub mod templates;
 pub mod validation;
 
 pub use complaint::{ComplaintInput, ComplaintView, EventView, Rung};

@@ -14,8 +14,8 @@ use crate::{db::schema::outbox, domain::events::QueueMessage};
 
 /// Queues `message` in the caller's transaction.
 pub async fn enqueue(conn: &mut AsyncPgConnection, message: &QueueMessage) -> QueryResult<()> {
-    let payload =
-        serde_json::to_value(message).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let payload = serde_json::to_value(message)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     diesel::insert_into(outbox::table)
         .values((
             outbox::message_id.eq(message.message_id),

@@ -115,11 +115,17 @@ impl Relay {
         let conn = crate::amqp::connect(&self.amqp_url, "redress-outbox-relay").await?;
         let channel = conn.create_channel().await?;
         self.topology.declare(&channel).await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok((conn, channel))
     }
 
-    async fn publish_until_error(&self, channel: &Channel, shutdown: &CancellationToken) -> Result<(), RoundError> {
+    async fn publish_until_error(
+        &self,
+        channel: &Channel,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RoundError> {
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -196,8 +202,12 @@ impl Relay {
                         id,
                         format!("returned by the broker: {}", returned.reply_text),
                     )),
-                    Ok(Ok(Confirmation::Nack(_))) => failed.push((id, "nacked by the broker".into())),
-                    Ok(Ok(Confirmation::NotRequested)) => failed.push((id, "confirms not enabled".into())),
+                    Ok(Ok(Confirmation::Nack(_))) => {
+                        failed.push((id, "nacked by the broker".into()))
+                    }
+                    Ok(Ok(Confirmation::NotRequested)) => {
+                        failed.push((id, "confirms not enabled".into()))
+                    }
                     Ok(Err(e)) => {
                         failed.push((id, format!("confirm lost: {e}")));
                         publish_error.get_or_insert(e);
@@ -207,8 +217,11 @@ impl Relay {
             }
         }
         // Rows claimed but never published (the loop broke) are released too.
-        let handled: std::collections::HashSet<i64> =
-            sent.iter().copied().chain(failed.iter().map(|(id, _)| *id)).collect();
+        let handled: std::collections::HashSet<i64> = sent
+            .iter()
+            .copied()
+            .chain(failed.iter().map(|(id, _)| *id))
+            .collect();
         for row in &claimed {
             if !handled.contains(&row.id) {
                 failed.push((row.id, "not published: connection lost".into()));
@@ -242,12 +255,19 @@ impl Relay {
         Ok(rows)
     }
 
-    async fn record(&self, sent: &[i64], failed: &[(i64, String)]) -> Result<(), crate::db::DbError> {
+    async fn record(
+        &self,
+        sent: &[i64],
+        failed: &[(i64, String)],
+    ) -> Result<(), crate::db::DbError> {
         use crate::db::schema::outbox;
         let mut conn = self.pool.get().await?;
         if !sent.is_empty() {
             diesel::update(outbox::table.filter(outbox::id.eq_any(sent)))
-                .set((outbox::sent_at.eq(diesel::dsl::now), outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>)))
+                .set((
+                    outbox::sent_at.eq(diesel::dsl::now),
+                    outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                ))
                 .execute(&mut conn)
                 .await?;
         }

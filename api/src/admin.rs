@@ -1,0 +1,91 @@
+//! Administration run from the command line: tenants and signing keys.
+
+use std::path::Path;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use redress_shared::{
+    db::tenants,
+    domain::templates,
+    ids::{ClientId, TenantId},
+};
+use serde::Serialize;
+
+use crate::auth::{keys, secrets, SCOPES};
+
+#[derive(Debug, Serialize)]
+pub struct CreatedTenant {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Creates a tenant (from a template, if named) and a first client holding every scope.
+pub async fn create_tenant(
+    database_url: &str,
+    name: &str,
+    template: Option<&str>,
+) -> anyhow::Result<CreatedTenant> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        anyhow::bail!("--name must be 1 to 200 characters");
+    }
+    let template = template.map(templates::load).transpose()?;
+    let secret = secrets::generate();
+    let hash = secrets::hash(secret.clone()).await?;
+    let tenant_id = TenantId::generate();
+    let client_id = ClientId::generate();
+    let scopes: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    conn.transaction(async |conn| {
+        tenants::insert_tenant(
+            conn,
+            &tenant_id,
+            name,
+            template.as_ref().map(|t| t.template.as_str()),
+        )
+        .await?;
+        tenants::insert_client(
+            conn,
+            &tenant_id,
+            &client_id,
+            &format!("{name} (first client)"),
+            &hash,
+            &scopes,
+        )
+        .await?;
+        if let Some(t) = &template {
+            for (category, channel) in &t.category_routes {
+                tenants::set_category_route(conn, &tenant_id, category, channel).await?;
+            }
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await?;
+    Ok(CreatedTenant {
+        tenant_id: tenant_id.to_string(),
+        client_id: client_id.to_string(),
+        client_secret: secret,
+    })
+}
+
+/// Writes a new Ed25519 signing key; refuses to overwrite an existing file.
+pub fn keygen(out: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    let pem = keys::generate_ed25519_pem()?;
+    let kid = keys::SigningKey::from_pem(&pem)?.kid;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(out).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {}: {e} (an existing key is never overwritten)",
+            out.display()
+        )
+    })?;
+    file.write_all(pem.as_bytes())?;
+    Ok(kid)
+}

@@ -1,0 +1,13 @@
+//! The Redress HTTP API. A complaint enters at [`routes::complaints::create`]; the
+//! complaint, its first event and the outbox message are written in one transaction, and the
+//! outbox relay started by [`startup::Application`] hands it to RabbitMQ for the worker.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod idempotency;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,59 @@
+use clap::Parser;
+use redress_api::{
+    admin,
+    cli::{AdminCommand, Cli, Command, TenantCommand},
+    startup::Application,
+};
+use redress_shared::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => print!("{}", redress_api::openapi::document()),
+        Command::Admin {
+            command: AdminCommand::Keygen { out },
+        } => {
+            let kid = admin::keygen(&out)?;
+            eprintln!("wrote {} (kid {kid})", out.display());
+        }
+        command => {
+            let settings = Settings::load()?;
+            redress_shared::telemetry::init(&settings.log);
+            match command {
+                Command::Migrate => {
+                    let applied =
+                        redress_shared::db::migrate(settings.database_url.expose()).await?;
+                    eprintln!(
+                        "applied {} migration(s): {}",
+                        applied.len(),
+                        applied.join(", ")
+                    );
+                }
+                Command::Admin {
+                    command:
+                        AdminCommand::Tenant {
+                            command: TenantCommand::Create { name, template },
+                        },
+                } => {
+                    let created = admin::create_tenant(
+                        settings.database_url.expose(),
+                        &name,
+                        template.as_deref(),
+                    )
+                    .await?;
+                    println!("{}", serde_json::to_string(&created)?);
+                }
+                _ => {
+                    let shutdown = CancellationToken::new();
+                    redress_shared::shutdown::cancel_on_signal(shutdown.clone());
+                    let app = Application::build(settings, shutdown).await?;
+                    tracing::info!(port = app.port(), "redress-api listening");
+                    app.run_until_stopped().await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! Intake and reading of complaints (CONTRACT §2).
+
+use actix_web::{get, http::header, post, web, HttpRequest, HttpResponse};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use redress_shared::{
+    db::{
+        complaints::{self, InsertError, ListFilter},
+        tenants,
+    },
+    domain::{ComplaintInput, ComplaintView, EventView, FieldError, Status},
+    ids::ComplaintId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{
+    auth::Caller,
+    error::{ApiError, ParamError},
+    idempotency::{self, Reservation},
+    state::AppState,
+};
+
+const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// Files a complaint. Routing happens asynchronously; poll the complaint or subscribe to
+/// webhooks to follow it.
+#[utoipa::path(
+    tag = "complaints",
+    request_body(content = ComplaintInput, description = "The complaint; see CONTRACT §2"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any string up to 255 characters; a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 202, description = "Accepted; routing follows", body = ComplaintView, headers(("Location" = String))),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "external_ref already used (`complaint_id` names the existing complaint) or the same Idempotency-Key is in flight", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named by JSON pointer", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["complaints:write"]))
+)]
+#[post("/v1/complaints")]
+pub async fn create(
+    req: HttpRequest,
+    caller: Caller,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("complaints:write")?;
+    let key = idempotency_key(&req)?;
+    let raw: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let input =
+        ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
+
+    let mut conn = state.pool.get().await?;
+    let routes = tenants::category_routes(&mut conn, &caller.tenant_id).await?;
+    if !routes.iter().any(|(c, _)| c == &input.category || c == "*") {
+        let known: Vec<&str> = routes.iter().map(|(c, _)| c.as_str()).collect();
+        return Err(ApiError::InvalidBody(vec![FieldError::new(
+            "/category",
+            if known.is_empty() {
+                "this hub has no categories configured yet".to_owned()
+            } else {
+                format!("must be one of: {}", known.join(", "))
+            },
+        )]));
+    }
+
+    if let Some(key) = &key {
+        match idempotency::reserve(
+            &mut conn,
+            &caller.client_id,
+            key,
+            &idempotency::request_hash(&raw),
+        )
+        .await?
+        {
+            Reservation::Fresh => {}
+            Reservation::Replay {
+                status,
+                body,
+                resource_id,
+            } => {
+                let mut r = HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(status)
+                        .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
+                );
+                if let Some(id) = resource_id {
+                    r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
+                }
+                r.insert_header(("Idempotent-Replayed", "true"));
+                return Ok(r.json(body));
+            }
+            Reservation::InFlight => return Err(ApiError::Conflict {
+                kind: "idempotency-key-in-flight",
+                detail:
+                    "A request with this Idempotency-Key is still being processed; retry shortly"
+                        .into(),
+                extra: json!({}),
+            }),
+            Reservation::Mismatch => return Err(ApiError::IdempotencyMismatch),
+        }
+    }
+
+    let id = ComplaintId::generate();
+    let now = Utc::now();
+    let outcome = conn
+        .transaction(async |conn| {
+            let row = complaints::insert_submitted(
+                conn,
+                &caller.tenant_id,
+                &caller.client_id,
+                &id,
+                &input,
+                now,
+            )
+            .await?;
+            let view = row.to_view().map_err(|e| {
+                InsertError::Db(diesel::result::Error::SerializationError(Box::new(e)))
+            })?;
+            let body = serde_json::to_value(&view).map_err(|e| {
+                InsertError::Db(diesel::result::Error::SerializationError(Box::new(e)))
+            })?;
+            if let Some(key) = &key {
+                idempotency::complete(conn, &caller.client_id, key, 202, &body, id.as_str())
+                    .await?;
+            }
+            Ok::<_, InsertError>(body)
+        })
+        .await;
+    let body = match outcome {
+        Ok(body) => body,
+        Err(error) => {
+            if let Some(key) = &key {
+                let _ = idempotency::release(&mut conn, &caller.client_id, key).await;
+            }
+            return Err(match error {
+                InsertError::DuplicateExternalRef(existing) => ApiError::Conflict {
+                    kind: "duplicate-external-ref",
+                    detail: format!("external_ref is already used by complaint {existing}"),
+                    extra: json!({ "complaint_id": existing }),
+                },
+                InsertError::Db(e) => e.into(),
+            });
+        }
+    };
+    drop(conn);
+    // The outbox row is committed; wake the relay so routing starts now, not at its next poll.
+    state.relay.wake();
+    tracing::info!(tenant.id = %caller.tenant_id, client.id = %caller.client_id, complaint.id = %id, "complaint filed");
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/v1/complaints/{id}")))
+        .json(body))
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(v) if !v.is_empty() && v.len() <= 255 => Ok(Some(v.to_owned())),
+        _ => Err(ApiError::InvalidParams(vec![ParamError {
+            parameter: IDEMPOTENCY_HEADER.into(),
+            detail: "must be 1 to 255 visible ASCII characters".into(),
+        }])),
+    }
+}
+
+/// One complaint with its status, active rungs, deadlines and missing evidence.
+#[utoipa::path(
+    tag = "complaints",
+    params(("id" = String, Path, description = "Complaint id (`cmp_…`)")),
+    responses(
+        (status = 200, body = ComplaintView),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such complaint visible to this client", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["complaints:read"]))
+)]
+#[get("/v1/complaints/{id}")]
+pub async fn get(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("complaints:read")?;
+    let id = ComplaintId::parse(&path).map_err(|_| ApiError::NotFound)?;
+    let mut conn = state.pool.get().await?;
+    let row = complaints::find(&mut conn, &caller.complaint_scope(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(row.to_view().map_err(ApiError::internal)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only complaints in this status.
+    pub status: Option<String>,
+    pub category: Option<String>,
+    /// The provider as filed.
+    pub provider: Option<String>,
+    /// RFC 3339 instant: only complaints changed at or after it.
+    pub updated_since: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ComplaintPage {
+    pub data: Vec<ComplaintView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Complaints visible to the caller, oldest first, with cursor pagination. Phone numbers
+/// are masked in lists.
+#[utoipa::path(
+    tag = "complaints",
+    params(ListQuery),
+    responses(
+        (status = 200, body = ComplaintPage),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["complaints:read"]))
+)]
+#[get("/v1/complaints")]
+pub async fn list(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("complaints:read")?;
+    let q: ListQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
+        ApiError::InvalidParams(vec![ParamError {
+            parameter: "query".into(),
+            detail: e.to_string(),
+        }])
+    })?;
+    let mut errors = Vec::new();
+    let mut bad = |p: &str, d: &str| {
+        errors.push(ParamError {
+            parameter: p.into(),
+            detail: d.into(),
+        })
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => match Status::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                bad("status", "is not a known status");
+                None
+            }
+        },
+    };
+    let updated_since = match q.updated_since.as_deref() {
+        None => None,
+        Some(s) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                bad(
+                    "updated_since",
+                    "must be an RFC 3339 instant such as 2026-11-20T08:00:00Z",
+                );
+                None
+            }
+        },
+    };
+    let limit = match q.limit.as_deref() {
+        None => 20,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                bad("limit", "must be a whole number from 1 to 100");
+                20
+            }
+        },
+    };
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => match decode_cursor(c) {
+            Some(id) => Some(id),
+            None => {
+                bad("cursor", "is not a cursor this API issued");
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidParams(errors));
+    }
+    let filter = ListFilter {
+        status,
+        category: q.category,
+        provider: q.provider,
+        updated_since,
+        after,
+        limit,
+    };
+    let mut conn = state.pool.get().await?;
+    let mut rows = complaints::list(&mut conn, &caller.complaint_scope(), &filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(&r.id))
+    } else {
+        None
+    };
+    let data = rows
+        .iter()
+        .map(|r| r.to_view().map(ComplaintView::masked))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(ComplaintPage { data, next_cursor }))
+}
+
+fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("after:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<String> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let id = raw.strip_prefix("after:")?;
+    ComplaintId::parse(id).ok().map(String::from)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    pub data: Vec<EventView>,
+}
+
+/// The complaint's append-only history, in order.
+#[utoipa::path(
+    tag = "complaints",
+    params(("id" = String, Path, description = "Complaint id (`cmp_…`)")),
+    responses(
+        (status = 200, body = EventList),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["complaints:read"]))
+)]
+#[get("/v1/complaints/{id}/events")]
+pub async fn events(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("complaints:read")?;
+    let id = ComplaintId::parse(&path).map_err(|_| ApiError::NotFound)?;
+    let mut conn = state.pool.get().await?;
+    let rows = complaints::events(&mut conn, &caller.complaint_scope(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(EventList {
+        data: rows.iter().map(|r| r.to_view()).collect(),
+    }))
+}

@@ -1,0 +1,198 @@
+//! The app factory: builds the HTTP server on a listener it is given (tests bind port 0),
+//! starts the outbox relay beside it, and stops both on one cancellation token.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{
+    body::{BoxBody, EitherBody},
+    dev::{Server, ServiceResponse},
+    http::{header, StatusCode},
+    middleware::{ErrorHandlerResponse, ErrorHandlers},
+    web, App, HttpResponse, HttpServer,
+};
+use redress_shared::{
+    config::Settings,
+    db,
+    outbox::{Relay, RelayHandle},
+};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::{
+        keys::{self, KeySet, SigningKey},
+        secrets,
+    },
+    error::{ApiError, PROBLEM_JSON},
+    openapi::ApiDoc,
+    routes,
+    state::AppState,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: CancellationToken,
+    relay: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The signing keys from configuration. A missing key is an error unless the operator
+/// explicitly asked for a throwaway development key.
+pub fn load_keys(settings: &Settings) -> Result<KeySet, keys::KeyError> {
+    let current = match (
+        &settings.signing_key_path,
+        settings.dev_signing_key.as_deref(),
+    ) {
+        (Some(path), _) => SigningKey::from_file(path)?,
+        (None, Some("generate")) => {
+            tracing::warn!("REDRESS_DEV_SIGNING_KEY=generate: signing tokens with a throwaway key; tokens die with this process and other API processes reject them");
+            SigningKey::from_pem(&keys::generate_ed25519_pem()?)?
+        }
+        (None, _) => return Err(keys::KeyError::Missing),
+    };
+    Ok(KeySet::new(current, Vec::new()))
+}
+
+impl Application {
+    /// Binds `settings.http_addr` and builds the app.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.http_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
+        let keys = load_keys(&settings)?;
+        Self::build_with(settings, keys, listener, shutdown).await
+    }
+
+    pub async fn build_with(
+        settings: Settings,
+        keys: KeySet,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
+        let relay_handle = RelayHandle::default();
+        let relay = settings.relay.enabled.then(|| {
+            let relay = Relay::new(pool.clone(), &settings, relay_handle.clone());
+            tokio::spawn(relay.run(shutdown.clone()))
+        });
+        let dummy_secret_hash = secrets::hash(secrets::generate()).await?;
+        let max_body = settings.http.max_body_bytes;
+        let workers = settings.http.workers;
+        let state = web::Data::new(AppState {
+            pool,
+            keys: Arc::new(keys),
+            settings,
+            relay: relay_handle,
+            dummy_secret_hash,
+        });
+        let openapi = ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(routes::configure)
+                .route(
+                    "/openapi.json",
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(crate::openapi::document())
+                    }),
+                )
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi-ui.json", openapi.clone()))
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header((header::LOCATION, "/docs/"))
+                            .finish()
+                    }),
+                )
+                .default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(ApiError::NotFound)
+                }))
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+        let handle = server.handle();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            handle.stop(true).await;
+        });
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+            relay,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains requests and the relay.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.shutdown.cancel();
+        if let Some(relay) = self.relay {
+            let _ = relay.await;
+        }
+        result
+    }
+}
+
+/// Errors produced by actix itself (unknown method, oversized body, bad path) come as plain
+/// text; every error of this API is problem+json, so they are rewritten here.
+fn problem_for_bare_errors<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (title, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "The request body is too large",
+            "Request bodies are limited in size; see the API docs",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "Method not allowed",
+            "This resource does not support that method",
+        ),
+        StatusCode::NOT_FOUND => ("Not found", "No such resource"),
+        s if s.is_server_error() => (
+            "Internal server error",
+            "The request could not be completed",
+        ),
+        _ => ("Bad request", "The request could not be understood"),
+    };
+    let body = serde_json::json!({
+        "type": format!("https://redress.dev/problems/{}", status.as_u16()),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+    .to_string();
+    let (req, _) = res.into_parts();
+    let response = HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+        .body(body);
+    let res: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(req, response).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}

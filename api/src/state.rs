@@ -1,0 +1,17 @@
+//! What every handler can reach: the pool, the keys, the settings, the relay's handle.
+
+use std::sync::Arc;
+
+use redress_shared::{config::Settings, db::PgPool, outbox::RelayHandle};
+
+use crate::auth::keys::KeySet;
+
+pub struct AppState {
+    /// Verified against when a client id is unknown, so a wrong id costs the same time as
+    /// a wrong secret and ids cannot be probed by timing.
+    pub dummy_secret_hash: String,
+    pub pool: PgPool,
+    pub keys: Arc<KeySet>,
+    pub settings: Settings,
+    pub relay: RelayHandle,
+}
