@@ -12,7 +12,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::{
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions},
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    },
     types::FieldTable,
 };
 use redress_shared::{amqp::Topology, config::Settings, db::PgPool, domain::events::QueueMessage};
@@ -44,7 +46,8 @@ async fn consume(
     topology: &Topology,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
-    let conn = redress_shared::amqp::connect(settings.amqp_url.expose(), "redress-worker-router").await?;
+    let conn =
+        redress_shared::amqp::connect(settings.amqp_url.expose(), "redress-worker-router").await?;
     let channel = conn.create_channel().await?;
     topology.declare(&channel).await?;
     // Prefetch bounds what the broker pushes ahead of processing: twice the concurrency keeps
@@ -83,14 +86,24 @@ async fn consume(
         })
         .await;
     // Unacked messages go back to the queue when the channel closes.
-    let _ = channel.close(200, "worker stopping".into()).await;
-    let _ = conn.close(200, "worker stopping".into()).await;
+    // A close on a dead connection waits for an answer that never comes.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        channel.close(200, "worker stopping".into()),
+    )
+    .await;
+    // A close on a dead connection waits for an answer that never comes.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        conn.close(200, "worker stopping".into()),
+    )
+    .await;
     match broker_error {
         Some(e) => Err(e),
         None if shutdown.is_cancelled() => Ok(()),
-        None => Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
-            lapin::ConnectionState::Closed,
-        ))),
+        None => Err(lapin::Error::from(
+            lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
+        )),
     }
 }
 

@@ -119,7 +119,20 @@ fn quorum_args() -> FieldTable {
 
 /// Connects with the process's name in the connection properties so operators can tell
 /// connections apart in the broker's UI.
+///
+/// A connection attempt that gets no handshake (a half-dead broker or proxy) is given up
+/// after ten seconds so the caller's reconnect loop keeps going.
 pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, props).await
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        Connection::connect(url, props),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(lapin::Error::from(
+            lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
+        )),
+    }
 }

@@ -94,7 +94,12 @@ impl Relay {
                     backoff = Duration::from_millis(200);
                     let outcome = self.publish_until_error(&channel, &shutdown).await;
                     self.handle.connected.store(false, Ordering::Relaxed);
-                    let _ = conn.close(200, "relay stopping".into()).await;
+                    // A close on a dead connection waits for an answer that never comes.
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(2),
+                        conn.close(200, "relay stopping".into()),
+                    )
+                    .await;
                     if let Err(error) = outcome {
                         tracing::warn!(%error, "outbox relay lost its broker connection; reconnecting");
                     }
@@ -129,6 +134,13 @@ impl Relay {
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
+            }
+            // An idle relay publishes nothing, so it would not notice a dead connection
+            // until the next complaint; checking here keeps /readyz honest.
+            if !channel.status().connected() {
+                return Err(RoundError::Broker(lapin::Error::from(
+                    lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
+                )));
             }
             match self.round(channel).await {
                 Ok(n) if n as i64 >= self.batch => continue,

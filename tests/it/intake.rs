@@ -1,0 +1,325 @@
+//! CONTRACT §2: filing, validation, idempotency, reading.
+
+use std::time::Duration;
+
+use redress_tests::{example_complaint, Options, TestApp};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filed_complaint_is_routed_within_a_second_with_its_events_in_order() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.tenant_and_token().await;
+    let r = app.file(&token, &example_complaint()).await;
+    assert_eq!(r.status(), 202);
+    let location = r
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "submitted");
+    let id = body["id"].as_str().unwrap();
+    assert!(id.starts_with("cmp_"));
+    assert_eq!(location, format!("/v1/complaints/{id}"));
+
+    let routed = app
+        .wait_for_status(&token, id, "routed", Duration::from_secs(1))
+        .await;
+    assert_eq!(routed["current"][0]["channel"], "provider_service");
+
+    let (_, events) = app
+        .get_json(&token, &format!("/v1/complaints/{id}/events"))
+        .await;
+    let events = events["data"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["complaint.submitted", "complaint.routed"]);
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    assert!(events[1]["data"]["why"]
+        .as_str()
+        .unwrap()
+        .contains("deposit_not_refunded"));
+    assert_eq!(events[1]["actor"], "system:router");
+    assert!(events[0]["id"].as_str().unwrap().starts_with("evt_"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_errors_name_every_bad_field_and_nothing_is_stored() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let mut body = example_complaint();
+    body["complainant"]["kind"] = json!("company");
+    body["complainant"]["region"] = json!("31");
+    body["amount_claimed"]["value"] = json!(299);
+    body["category"] = json!("weather");
+    body["evidence"][0]["sha256"] = json!("xyz");
+    body["prior_contacts"] = json!([{"channel": "provider_service", "on": "yesterday"}]);
+    body.as_object_mut().unwrap().remove("summary");
+    let r = app.file(&token, &body).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    let problem: Value = r.json().await.unwrap();
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    for p in [
+        "/complainant/kind",
+        "/complainant/region",
+        "/amount_claimed/value",
+        "/evidence/0/sha256",
+        "/prior_contacts/0/on",
+        "/summary",
+    ] {
+        assert!(pointers.contains(&p), "{p} not named in {pointers:?}");
+    }
+    assert_eq!(problem["status"], 422);
+
+    // A category the tenant does not have is named too (checked once the body is well-formed).
+    let mut body = example_complaint();
+    body["category"] = json!("weather");
+    let problem: Value = app.file(&token, &body).await.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/category");
+
+    // Not JSON at all.
+    let r = app
+        .http
+        .post(app.url("/v1/complaints"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+
+    let (_, list) = app.get_json(&token, "/v1/complaints").await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "nothing was stored"
+    );
+    let mut conn = app.db().await;
+    use diesel_async::RunQueryDsl;
+    let outbox: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM outbox")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(outbox, 0, "no message was queued");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_retry_returns_the_same_complaint_and_a_changed_body_is_refused() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let body = example_complaint();
+    let send = |b: Value, key: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.http
+                .post(app.url("/v1/complaints"))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", key)
+                .json(&b)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = send(body.clone(), "retry-1").await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = send(body.clone(), "retry-1").await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(
+        again.headers().get("location").unwrap().to_str().unwrap(),
+        format!("/v1/complaints/{}", first["id"].as_str().unwrap())
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        again["id"], first["id"],
+        "the retry returns the first complaint"
+    );
+
+    let mut changed = body.clone();
+    changed["summary"] = json!("另一件事");
+    let r = send(changed, "retry-1").await;
+    assert_eq!(r.status(), 422);
+    assert!(r.json::<Value>().await.unwrap()["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("idempotency-key-reused"));
+
+    let (_, list) = app.get_json(&token, "/v1/complaints").await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "one complaint, however many retries"
+    );
+
+    // The same external_ref without a key is a conflict naming the existing complaint.
+    let r = app.file(&token, &body).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["complaint_id"],
+        first["id"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_numbers_are_masked_before_storage_and_phones_in_lists() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let mut body = example_complaint();
+    body["description"] = json!("被盗刷的卡号是6222 0212 3456 7890 128，请处理");
+    let created: Value = app.file(&token, &body).await.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let (_, one) = app.get_json(&token, &format!("/v1/complaints/{id}")).await;
+    assert_eq!(
+        one["description"],
+        "被盗刷的卡号是622202*********0128，请处理"
+    );
+    let mut conn = app.db().await;
+    use diesel_async::RunQueryDsl;
+    let stored: String = diesel::dsl::sql::<diesel::sql_types::Text>(&format!(
+        "SELECT details::text FROM complaints WHERE id = '{id}'"
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert!(!stored.contains("6222021234567890128") && !stored.contains("6222 0212 3456 7890 128"));
+    let (_, list) = app.get_json(&token, "/v1/complaints").await;
+    assert_eq!(list["data"][0]["complainant"]["phone"], "138****8000");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_filter_and_page_with_a_cursor() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut body = example_complaint();
+        if i % 2 == 1 {
+            body["category"] = json!("settlement_delay");
+            body["respondent"]["provider"] = json!("通联支付");
+        }
+        let v: Value = app.file(&token, &body).await.json().await.unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let (_, page1) = app.get_json(&token, "/v1/complaints?limit=2").await;
+    let got1: Vec<&str> = page1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got1, [ids[0].as_str(), ids[1].as_str()]);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .get_json(&token, &format!("/v1/complaints?limit=2&cursor={cursor}"))
+        .await;
+    let got2: Vec<&str> = page2["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got2, [ids[2].as_str(), ids[3].as_str()]);
+    let cursor = page2["next_cursor"].as_str().unwrap();
+    let (_, page3) = app
+        .get_json(&token, &format!("/v1/complaints?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(page3["data"].as_array().unwrap().len(), 1);
+    assert!(page3["next_cursor"].is_null());
+
+    let (_, f) = app
+        .get_json(&token, "/v1/complaints?category=settlement_delay")
+        .await;
+    assert_eq!(f["data"].as_array().unwrap().len(), 2);
+    let (_, f) = app
+        .get_json(
+            &token,
+            "/v1/complaints?provider=%E9%80%9A%E8%81%94%E6%94%AF%E4%BB%98&status=submitted",
+        )
+        .await;
+    assert_eq!(f["data"].as_array().unwrap().len(), 2);
+    let (_, f) = app.get_json(&token, "/v1/complaints?status=routed").await;
+    assert_eq!(f["data"].as_array().unwrap().len(), 0);
+    let (_, f) = app
+        .get_json(&token, "/v1/complaints?updated_since=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(f["data"].as_array().unwrap().len(), 0);
+
+    let (status, problem) = app
+        .get_json(
+            &token,
+            "/v1/complaints?limit=500&status=lost&cursor=zzz&updated_since=yesterday",
+        )
+        .await;
+    assert_eq!(status, 422);
+    let params: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["parameter"].as_str().unwrap())
+        .collect();
+    for p in ["limit", "status", "cursor", "updated_since"] {
+        assert!(params.contains(&p), "{p} in {params:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_with_413_problem_json() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        tweak: Box::new(|s| s.http.max_body_bytes = 4096),
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let mut body = example_complaint();
+    body["description"] = json!("很".repeat(5000));
+    let r = app.file(&token, &body).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,8 @@
+//! Integration tests against the real Postgres and RabbitMQ. One binary, many modules, so the
+//! whole stack links once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod intake;
+mod messaging;
+mod operations;
