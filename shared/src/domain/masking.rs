@@ -64,7 +64,7 @@ fn luhn_valid(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `13800138000` → `138****8000`; anything shorter than 7 characters is masked whole.

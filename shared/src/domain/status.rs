@@ -62,15 +62,15 @@ impl Status {
         if self.is_final() {
             return false;
         }
-        match (self, next) {
-            (_, Withdrawn) => true,
-            (Submitted, AwaitingEvidence | Routed | Rejected) => true,
-            (AwaitingEvidence, Routed | Rejected) => true,
-            (Routed, Routed | InProgress | Responded | Resolved | Unresolved | Rejected) => true,
-            (InProgress, Routed | Responded | Resolved | Unresolved | Rejected) => true,
-            (Responded, Routed | Resolved | Unresolved) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (_, Withdrawn)
+                | (Submitted, AwaitingEvidence | Routed | Rejected)
+                | (AwaitingEvidence, Routed | Rejected)
+                | (Routed, Routed | InProgress | Responded | Resolved | Unresolved | Rejected)
+                | (InProgress, Routed | Responded | Resolved | Unresolved | Rejected)
+                | (Responded, Routed | Resolved | Unresolved)
+        )
     }
 }
 
