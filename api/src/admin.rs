@@ -54,9 +54,28 @@ pub async fn create_tenant(
         )
         .await?;
         if let Some(t) = &template {
-            for (category, channel) in &t.category_routes {
-                tenants::set_category_route(conn, &tenant_id, category, channel).await?;
-            }
+            // The template's routing is the tenant's version 1.
+            let routing = t.routing.clone();
+            redress_shared::routing::store::save_with(
+                conn,
+                &tenant_id,
+                None,
+                Some(&format!("template {}", t.template)),
+                &format!("system:template:{}", t.template),
+                |_| Ok(routing),
+            )
+            .await
+            .map_err(|e| match e {
+                redress_shared::routing::store::StoreError::Db(e) => e,
+                other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+            })?;
+            redress_shared::deadlines::policies::install_template(
+                conn,
+                &tenant_id,
+                &t.template,
+                chrono::Utc::now(),
+            )
+            .await?;
         }
         Ok::<_, diesel::result::Error>(())
     })

@@ -37,6 +37,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Working-day calendars shared by every tenant.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
     /// Write a new Ed25519 signing key (PKCS#8 PEM).
     Keygen {
         #[arg(long)]
@@ -53,5 +58,25 @@ pub enum TenantCommand {
         /// Start from a template of routing data (e.g. cn-pos).
         #[arg(long)]
         template: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalendarCommand {
+    /// Load (or replace) one year of a built-in calendar from a CSV file in the format of
+    /// calendar/data/cn-mainland.csv (date,weekday,type,holiday_name,notice_year,
+    /// gov_cn_notice_url; type `off` or `makeup_workday`). Prints a JSON summary.
+    LoadYear {
+        /// The calendar, e.g. cn-mainland.
+        #[arg(long)]
+        calendar: String,
+        #[arg(long)]
+        year: i32,
+        #[arg(long)]
+        file: PathBuf,
+        /// Where the arrangement comes from (e.g. the notice URL), for rows that do not
+        /// name it themselves.
+        #[arg(long)]
+        source: Option<String>,
     },
 }

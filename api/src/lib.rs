@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod calendar_admin;
 pub mod cli;
 pub mod error;
 pub mod idempotency;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use redress_api::{
     admin,
-    cli::{AdminCommand, Cli, Command, TenantCommand},
+    cli::{AdminCommand, CalendarCommand, Cli, Command, TenantCommand},
     startup::Application,
 };
 use redress_shared::config::Settings;
@@ -44,6 +44,28 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await?;
                     println!("{}", serde_json::to_string(&created)?);
+                }
+                Command::Admin {
+                    command:
+                        AdminCommand::Calendar {
+                            command:
+                                CalendarCommand::LoadYear {
+                                    calendar,
+                                    year,
+                                    file,
+                                    source,
+                                },
+                        },
+                } => {
+                    let loaded = redress_api::calendar_admin::load_year(
+                        settings.database_url.expose(),
+                        &calendar,
+                        year,
+                        &file,
+                        source.as_deref(),
+                    )
+                    .await?;
+                    println!("{}", serde_json::to_string(&loaded)?);
                 }
                 _ => {
                     let shutdown = CancellationToken::new();

@@ -1,18 +1,20 @@
 //! The app factory: builds the HTTP server on a listener it is given (tests bind port 0),
 //! starts the outbox relay beside it, and stops both on one cancellation token.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Instant};
 
 use actix_web::{
     body::{BoxBody, EitherBody},
-    dev::{Server, ServiceResponse},
+    dev::{Server, Service, ServiceResponse},
     http::{header, StatusCode},
     middleware::{ErrorHandlerResponse, ErrorHandlers},
     web, App, HttpResponse, HttpServer,
 };
 use redress_shared::{
+    amqp::Topology,
     config::Settings,
     db,
+    metrics::{BrokerProbe, Exporter, Metrics, Process},
     outbox::{Relay, RelayHandle},
 };
 use tokio_util::sync::CancellationToken;
@@ -79,18 +81,49 @@ impl Application {
         let dummy_secret_hash = secrets::hash(secrets::generate()).await?;
         let max_body = settings.http.max_body_bytes;
         let workers = settings.http.workers;
+        let metrics = Metrics::new(Process::Api)?;
+        let exporter = Arc::new(Exporter::new(
+            metrics.clone(),
+            pool.clone(),
+            BrokerProbe::new(
+                settings.amqp_url.expose(),
+                &Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries),
+            ),
+        ));
         let state = web::Data::new(AppState {
             pool,
             keys: Arc::new(keys),
             settings,
             relay: relay_handle,
             dummy_secret_hash,
+            metrics: exporter,
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
+            let metrics = metrics.clone();
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
                 .wrap(tracing_actix_web::TracingLogger::default())
+                // Registered last, so outermost: the time includes logging and the problem+json
+                // rewrite.
+                .wrap_fn(move |req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let metrics = metrics.clone();
+                    let call = srv.call(req);
+                    async move {
+                        let res = call.await?;
+                        // The pattern, not the path: `/v1/complaints/{id}` is one series.
+                        let route = res.request().match_pattern();
+                        metrics.observe_http(
+                            method.as_str(),
+                            route.as_deref().unwrap_or("unmatched"),
+                            res.status().as_u16(),
+                            started.elapsed(),
+                        );
+                        Ok(res)
+                    }
+                })
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(routes::configure)

@@ -1,8 +1,9 @@
-//! What every handler can reach: the pool, the keys, the settings, the relay's handle.
+//! What every handler can reach: the pool, the keys, the settings, the relay's handle, the
+//! metrics.
 
 use std::sync::Arc;
 
-use redress_shared::{config::Settings, db::PgPool, outbox::RelayHandle};
+use redress_shared::{config::Settings, db::PgPool, metrics::Exporter, outbox::RelayHandle};
 
 use crate::auth::keys::KeySet;
 
@@ -14,4 +15,6 @@ pub struct AppState {
     pub keys: Arc<KeySet>,
     pub settings: Settings,
     pub relay: RelayHandle,
+    /// This process's metrics and what samples them for `GET /metrics`.
+    pub metrics: Arc<Exporter>,
 }

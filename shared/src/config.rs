@@ -51,11 +51,15 @@ pub struct Settings {
     pub rate_limit_per_client: u32,
     /// Allows plain HTTP webhooks to 127.0.0.1/localhost (development and tests only).
     pub webhook_allow_loopback: bool,
+    /// Where the worker serves `GET /metrics` (Prometheus text format); empty turns the
+    /// listener off. Port 0 takes any free port (tests).
+    pub worker_metrics_addr: String,
     pub token: TokenSettings,
     pub relay: RelaySettings,
     pub worker: WorkerSettings,
     pub http: HttpSettings,
     pub webhooks: WebhookSettings,
+    pub scheduler: SchedulerSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -131,6 +135,22 @@ pub struct WebhookSettings {
     pub rotation_overlap_hours: u64,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Whether this worker process fires SLA warnings and breaches. Several may; claims
+    /// are leased.
+    pub enabled: bool,
+    /// How often the scheduler looks for due clocks when the last look found none.
+    pub poll_interval_ms: u64,
+    /// Clocks claimed per round.
+    pub batch_size: i64,
+    /// Clocks acted on at once by one process, each in its own transaction.
+    pub concurrency: usize,
+    /// How long a claim is held before another scheduler may take the clocks over.
+    pub lease_secs: u64,
+}
+
 fn secs_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -167,6 +187,9 @@ log = "info"
 db_pool_size = 16
 rate_limit_per_client = 0
 webhook_allow_loopback = false
+# Loopback only by default: metrics are for the operator's Prometheus, not the internet.
+# Several workers on one host each need their own port (or 0.0.0.0:PORT in a container).
+worker_metrics_addr = "127.0.0.1:9091"
 
 [token]
 issuer = "https://redress.local"
@@ -207,6 +230,18 @@ disable_after_hours = 120
 poll_interval_ms = 1000
 max_retry_after_secs = 86400
 rotation_overlap_hours = 24
+
+[scheduler]
+enabled = true
+# A deadline is at worst this late; one indexed query per interval costs well under 1 ms.
+poll_interval_ms = 1000
+batch_size = 200
+# Each clock is its own short transaction; eight in flight let Postgres flush their commits
+# together (group commit), which is what bounds the rate when many clocks fall due at once.
+concurrency = 8
+# Far longer than acting on one batch takes, short enough that a crashed worker's clocks
+# fire within a minute.
+lease_secs = 30
 "#;
 
 impl Settings {
@@ -299,6 +334,28 @@ impl Settings {
         if wh.disable_after_hours == 0 {
             return Err(ConfigError::Invalid(
                 "webhooks.disable_after_hours must be at least 1".into(),
+            ));
+        }
+        let sc = &self.scheduler;
+        if sc.poll_interval_ms == 0
+            || sc.batch_size < 1
+            || sc.concurrency == 0
+            || sc.lease_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "scheduler.poll_interval_ms, scheduler.batch_size, scheduler.concurrency and scheduler.lease_secs must be at least 1"
+                    .into(),
+            ));
+        }
+        if !self.worker_metrics_addr.is_empty()
+            && self
+                .worker_metrics_addr
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(ConfigError::Invalid(
+                "worker_metrics_addr must be an address such as 127.0.0.1:9091, or empty to turn the listener off"
+                    .into(),
             ));
         }
         if let Some(mode) = &self.dev_signing_key {

@@ -4,11 +4,15 @@
 pub mod amqp;
 pub mod config;
 pub mod db;
+pub mod deadlines;
 pub mod domain;
 pub mod ids;
+pub mod metrics;
 pub mod outbox;
+pub mod routing;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tenancy;
+pub mod webhooks;
 
 pub use redress_calendar as calendar;

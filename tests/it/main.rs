@@ -3,6 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod deadlines;
 mod intake;
 mod messaging;
+mod metrics;
 mod operations;
+mod routing;
+mod webhooks;

@@ -147,6 +147,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub signing_pem: String,
     pub kid: String,
+    /// The worker's `/metrics` URL, when a worker runs and its listener is on.
+    pub worker_metrics: Option<String>,
     shutdown: CancellationToken,
     worker_shutdown: CancellationToken,
     api: Option<tokio::task::JoinHandle<()>>,
@@ -181,6 +183,8 @@ impl TestApp {
         settings.http.workers = 1;
         settings.relay.poll_interval_ms = 100;
         settings.webhook_allow_loopback = true;
+        // Tests run in parallel: each worker's /metrics listener takes a free port.
+        settings.worker_metrics_addr = "127.0.0.1:0".into();
         (options.tweak)(&mut settings);
         settings.validate().unwrap();
 
@@ -207,6 +211,7 @@ impl TestApp {
         });
 
         let worker_shutdown = CancellationToken::new();
+        let mut worker_metrics = None;
         let worker = if options.worker {
             let mut worker_settings = settings.clone();
             // One relay (the API's) is enough in tests; the worker's own relay would publish
@@ -214,6 +219,7 @@ impl TestApp {
             worker_settings.relay.enabled = false;
             let w =
                 redress_worker::Worker::start(worker_settings, worker_shutdown.clone()).unwrap();
+            worker_metrics = w.metrics_addr().map(|a| format!("http://{a}/metrics"));
             Some(tokio::spawn(w.wait()))
         } else {
             None
@@ -229,6 +235,7 @@ impl TestApp {
                 .unwrap(),
             signing_pem,
             kid,
+            worker_metrics,
             shutdown,
             worker_shutdown,
             api: Some(api),

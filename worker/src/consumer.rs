@@ -7,7 +7,7 @@
 //! the database is unreachable the message is held and retried in place: an outage is not
 //! the message's fault and must not use up its attempts.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use lapin::{
@@ -17,16 +17,23 @@ use lapin::{
     },
     types::FieldTable,
 };
-use redress_shared::{amqp::Topology, config::Settings, db::PgPool, domain::events::QueueMessage};
+use redress_shared::{
+    amqp::Topology, config::Settings, db::PgPool, domain::events::QueueMessage, metrics::Metrics,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::routing::{self, ProcessError};
 
-pub async fn run_router(pool: PgPool, settings: Settings, shutdown: CancellationToken) {
+pub async fn run_router(
+    pool: PgPool,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let topology = Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries);
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        match consume(&pool, &settings, &topology, &shutdown).await {
+        match consume(&pool, &settings, &topology, &metrics, &shutdown).await {
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "router consumer lost the broker; reconnecting");
@@ -44,6 +51,7 @@ async fn consume(
     pool: &PgPool,
     settings: &Settings,
     topology: &Topology,
+    metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
     let conn =
@@ -74,9 +82,10 @@ async fn consume(
         .for_each_concurrent(settings.worker.concurrency, |delivery| {
             let pool = pool.clone();
             let shutdown = shutdown.clone();
+            let metrics = metrics.clone();
             match delivery {
                 Ok(delivery) => futures::future::Either::Left(async move {
-                    handle(&pool, delivery, &shutdown).await;
+                    handle(&pool, delivery, &metrics, &shutdown).await;
                 }),
                 Err(e) => {
                     broker_error.get_or_insert(e);
@@ -107,11 +116,17 @@ async fn consume(
     }
 }
 
-async fn handle(pool: &PgPool, delivery: Delivery, shutdown: &CancellationToken) {
+async fn handle(
+    pool: &PgPool,
+    delivery: Delivery,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) {
     let message: QueueMessage = match serde_json::from_slice(&delivery.data) {
         Ok(m) => m,
         Err(error) => {
             tracing::error!(%error, routing_key = %delivery.routing_key, "unparseable message; dead-lettering it");
+            metrics.observe_router("unparseable");
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             return;
         }
@@ -121,6 +136,15 @@ async fn handle(pool: &PgPool, delivery: Delivery, shutdown: &CancellationToken)
         match routing::process(pool, &message).await {
             Ok(outcome) => {
                 tracing::info!(message.id = %message.message_id, tenant.id = %message.tenant_id, complaint.id = %message.complaint_id, outcome = ?outcome, "message applied");
+                let label = outcome_label(&outcome);
+                if label == "routed" {
+                    metrics.cases_routed.inc();
+                    let delay = chrono::Utc::now() - message.occurred_at;
+                    metrics
+                        .route_delay
+                        .observe(delay.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+                }
+                metrics.observe_router(&label);
                 if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
                     // The effects are committed and recorded; a redelivery will be a no-op.
                     tracing::warn!(%error, "ack failed after commit");
@@ -134,6 +158,7 @@ async fn handle(pool: &PgPool, delivery: Delivery, shutdown: &CancellationToken)
             }
             Err(error) => {
                 tracing::error!(%error, message.id = %message.message_id, complaint.id = %message.complaint_id, "message failed; returning it to the queue");
+                metrics.observe_router("failed");
                 // A short pause so a message that fails every time does not spin.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let _ = delivery
@@ -145,5 +170,44 @@ async fn handle(pool: &PgPool, delivery: Delivery, shutdown: &CancellationToken)
                 return;
             }
         }
+    }
+}
+
+/// The outcome's variant in snake case (`Routed { .. }` → `routed`, `AwaitingEvidence` →
+/// `awaiting_evidence`): a metric label with one value per variant, whatever variants the
+/// routing engine grows, and never data from the message.
+fn outcome_label(outcome: &routing::Outcome) -> String {
+    let debug = format!("{outcome:?}");
+    let variant = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
+    let mut label = String::with_capacity(variant.len() + 4);
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                label.push('_');
+            }
+            label.push(c.to_ascii_lowercase());
+        } else {
+            label.push(c);
+        }
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_labels_are_the_variant_names_in_snake_case() {
+        assert_eq!(
+            outcome_label(&routing::Outcome::Routed {
+                channel: "provider_service".into()
+            }),
+            "routed"
+        );
+        assert_eq!(outcome_label(&routing::Outcome::Duplicate), "duplicate");
     }
 }

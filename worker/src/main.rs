@@ -9,6 +9,8 @@ async fn main() -> anyhow::Result<()> {
     redress_shared::telemetry::init(&settings.log);
     let shutdown = CancellationToken::new();
     redress_shared::shutdown::cancel_on_signal(shutdown.clone());
-    redress_worker::Worker::start(settings, shutdown)?.wait().await;
+    redress_worker::Worker::start(settings, shutdown)?
+        .wait()
+        .await;
     Ok(())
 }

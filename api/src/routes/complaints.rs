@@ -5,11 +5,8 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use redress_shared::{
-    db::{
-        complaints::{self, InsertError, ListFilter},
-        tenants,
-    },
-    domain::{ComplaintInput, ComplaintView, EventView, FieldError, Status},
+    db::complaints::{self, InsertError, ListFilter},
+    domain::{ComplaintInput, ComplaintView, EventView, Status},
     ids::ComplaintId,
 };
 use serde::{Deserialize, Serialize};
@@ -55,18 +52,8 @@ pub async fn create(
         ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
 
     let mut conn = state.pool.get().await?;
-    let routes = tenants::category_routes(&mut conn, &caller.tenant_id).await?;
-    if !routes.iter().any(|(c, _)| c == &input.category || c == "*") {
-        let known: Vec<&str> = routes.iter().map(|(c, _)| c.as_str()).collect();
-        return Err(ApiError::InvalidBody(vec![FieldError::new(
-            "/category",
-            if known.is_empty() {
-                "this hub has no categories configured yet".to_owned()
-            } else {
-                format!("must be one of: {}", known.join(", "))
-            },
-        )]));
-    }
+    // The categories are those of the tenant's routing in force.
+    crate::routes::routing::check_category(&mut conn, &caller.tenant_id, &input.category).await?;
 
     if let Some(key) = &key {
         match idempotency::reserve(

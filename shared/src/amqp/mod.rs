@@ -7,8 +7,12 @@ use lapin::{
     Channel, Connection, ConnectionProperties, ExchangeKind,
 };
 
-/// Routing keys the router consumes.
-pub const ROUTER_KEYS: [&str; 1] = [crate::domain::events::SUBMITTED];
+/// Routing keys the router consumes: new complaints, and evidence added to a case that
+/// waits for it.
+pub const ROUTER_KEYS: [&str; 2] = [
+    crate::domain::events::SUBMITTED,
+    crate::domain::events::EVIDENCE_ADDED,
+];
 
 /// Names of everything one deployment declares, all under its namespace so deployments and
 /// test runs sharing a vhost never see each other's messages.

@@ -206,7 +206,7 @@ pub async fn append_event(
     .returning(complaints::last_sequence)
     .get_result(conn)
     .await?;
-    diesel::insert_into(complaint_events::table)
+    let event = diesel::insert_into(complaint_events::table)
         .values((
             complaint_events::id.eq(EventId::generate().as_str()),
             complaint_events::tenant_id.eq(tenant.as_str()),
@@ -219,7 +219,10 @@ pub async fn append_event(
         ))
         .returning(EventRow::as_returning())
         .get_result(conn)
-        .await
+        .await?;
+    // Same transaction: an event and the webhooks announcing it commit together.
+    crate::webhooks::complaint_events::enqueue_for_complaint_event(conn, tenant, &event).await?;
+    Ok(event)
 }
 
 /// One complaint, if the scope may see it.

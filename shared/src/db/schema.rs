@@ -24,15 +24,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    category_routes (tenant_id, category) {
-        tenant_id -> Text,
-        category -> Text,
-        channel -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     complaints (id) {
         id -> Text,
         tenant_id -> Text,
@@ -106,7 +97,6 @@ diesel::joinable!(complaint_events -> complaints (complaint_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     clients,
-    category_routes,
     complaints,
     complaint_events,
     outbox,

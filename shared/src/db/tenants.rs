@@ -1,10 +1,10 @@
-//! Tenants, their OAuth clients, and their category → channel routing table.
+//! Tenants and their OAuth clients. Routing data lives in `crate::routing`.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::schema::{category_routes, clients, tenants};
+use super::schema::{clients, tenants};
 use crate::ids::{ClientId, TenantId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -92,37 +92,4 @@ pub async fn find_client(
         .first(conn)
         .await
         .optional()
-}
-
-pub async fn set_category_route(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantId,
-    category: &str,
-    channel: &str,
-) -> QueryResult<()> {
-    diesel::insert_into(category_routes::table)
-        .values((
-            category_routes::tenant_id.eq(tenant.as_str()),
-            category_routes::category.eq(category),
-            category_routes::channel.eq(channel),
-        ))
-        .on_conflict((category_routes::tenant_id, category_routes::category))
-        .do_update()
-        .set(category_routes::channel.eq(channel))
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// The tenant's whole category → channel table, `*` (the fallback) included.
-pub async fn category_routes(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantId,
-) -> QueryResult<Vec<(String, String)>> {
-    category_routes::table
-        .filter(category_routes::tenant_id.eq(tenant.as_str()))
-        .select((category_routes::category, category_routes::channel))
-        .order(category_routes::category)
-        .load(conn)
-        .await
 }

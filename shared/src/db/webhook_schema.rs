@@ -58,4 +58,8 @@ diesel::table! {
 diesel::joinable!(webhook_messages -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_attempts -> webhook_messages (message_id));
 
-diesel::allow_tables_to_appear_in_same_query!(webhook_endpoints, webhook_messages, webhook_attempts);
+diesel::allow_tables_to_appear_in_same_query!(
+    webhook_endpoints,
+    webhook_messages,
+    webhook_attempts
+);

@@ -67,8 +67,14 @@ impl Status {
             (_, Withdrawn)
                 | (Submitted, AwaitingEvidence | Routed | Rejected)
                 | (AwaitingEvidence, Routed | Rejected)
-                | (Routed, Routed | InProgress | Responded | Resolved | Unresolved | Rejected)
-                | (InProgress, Routed | Responded | Resolved | Unresolved | Rejected)
+                | (
+                    Routed,
+                    Routed | InProgress | Responded | Resolved | Unresolved | Rejected
+                )
+                | (
+                    InProgress,
+                    Routed | Responded | Resolved | Unresolved | Rejected
+                )
                 | (Responded, Routed | Resolved | Unresolved)
         )
     }

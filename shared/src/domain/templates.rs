@@ -1,16 +1,18 @@
 //! Starting catalogues a new tenant can be made from. Templates are data files shipped with
 //! the hub (`shared/templates/*.json`), not code.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
+use crate::routing::RoutingData;
+
+/// A template. Unknown top-level keys are ignored, so a template file can carry data for
+/// other parts of the hub (SLA policies, calendars) that this build reads elsewhere.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Template {
     pub template: String,
     pub description: String,
-    /// category → channel code
-    pub category_routes: BTreeMap<String, String>,
+    /// The tenant's first routing version: channels, providers, categories, ladders, rules.
+    pub routing: RoutingData,
 }
 
 const CN_POS: &str = include_str!("../../templates/cn-pos.json");
@@ -40,6 +42,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cn_pos_template_is_valid_routing_data() {
+        let t = load("cn-pos").unwrap();
+        if let Err(errors) = crate::routing::validate(t.routing) {
+            panic!("{errors:#?}");
+        }
+    }
+
+    #[test]
+    fn the_cn_pos_template_uses_the_contract_vocabulary() {
+        let t = load("cn-pos").unwrap();
+        let codes: Vec<&str> = t.routing.channels.iter().map(|c| c.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            [
+                "provider_service",
+                "institution_complaint",
+                "pboc_12363",
+                "samr_12315",
+                "samr_12315_report",
+                "pcac_report",
+                "nfra_12378",
+                "mediation",
+                "police",
+                "court"
+            ]
+        );
+        let required = |c: &str| t.routing.category(c).unwrap().required_evidence.clone();
+        assert_eq!(required("deposit_not_refunded"), ["payment_receipt"]);
+        for fee_or_settlement in [
+            "unauthorized_fee",
+            "hidden_fee",
+            "rate_misrepresentation",
+            "settlement_delay",
+        ] {
+            assert_eq!(required(fee_or_settlement), ["transaction_record"]);
+        }
+        // Every hotline ships as an unverified default.
+        assert!(t.routing.providers.iter().all(|p| !p.hotline_verified));
+    }
+
+    #[test]
     fn the_cn_pos_template_covers_every_contract_category() {
         let t = load("cn-pos").unwrap();
         for c in [
@@ -54,7 +97,7 @@ mod tests {
             "service_quality",
             "other",
         ] {
-            assert!(t.category_routes.contains_key(c), "{c}");
+            assert!(t.routing.category(c).is_some(), "{c}");
         }
     }
 }

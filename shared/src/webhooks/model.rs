@@ -47,7 +47,11 @@ impl WebhookMessageId {
 
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         match raw.strip_prefix(Self::PREFIX) {
-            Some(body) if !body.is_empty() && body.len() <= 64 && body.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Some(body)
+                if !body.is_empty()
+                    && body.len() <= 64
+                    && body.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
                 Ok(Self(raw.to_owned()))
             }
             _ => Err(InvalidId {
@@ -135,14 +139,20 @@ pub struct EndpointPatch {
 
 fn check_events(events: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     if events.is_empty() {
-        errors.push(FieldError::new("/events", "must name at least one event type"));
+        errors.push(FieldError::new(
+            "/events",
+            "must name at least one event type",
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         if !EVENT_TYPES.contains(&e.as_str()) {
             errors.push(FieldError::new(
                 format!("/events/{i}"),
-                format!("is not an event type; expected one of {}", EVENT_TYPES.join(", ")),
+                format!(
+                    "is not an event type; expected one of {}",
+                    EVENT_TYPES.join(", ")
+                ),
             ));
         } else if !out.contains(e) {
             out.push(e.clone());
@@ -160,7 +170,11 @@ fn check_description(d: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
-async fn check_url_field(url: &str, resolver: &CheckedResolver, errors: &mut Vec<FieldError>) -> String {
+async fn check_url_field(
+    url: &str,
+    resolver: &CheckedResolver,
+    errors: &mut Vec<FieldError>,
+) -> String {
     match check_and_resolve(url, resolver).await {
         Ok(u) => u.to_string(),
         Err(refused) => {
@@ -172,7 +186,10 @@ async fn check_url_field(url: &str, resolver: &CheckedResolver, errors: &mut Vec
 
 /// Validates a new endpoint: every bad field at once, the URL against the SSRF policy with
 /// its name resolved now (and again at every send).
-pub async fn check_new_endpoint(input: &EndpointInput, resolver: &CheckedResolver) -> Result<NewEndpoint, Vec<FieldError>> {
+pub async fn check_new_endpoint(
+    input: &EndpointInput,
+    resolver: &CheckedResolver,
+) -> Result<NewEndpoint, Vec<FieldError>> {
     let mut errors = Vec::new();
     let url = check_url_field(&input.url, resolver, &mut errors).await;
     let event_types = check_events(&input.events, &mut errors);
@@ -190,7 +207,10 @@ pub async fn check_new_endpoint(input: &EndpointInput, resolver: &CheckedResolve
 }
 
 /// Validates a patch the same way.
-pub async fn check_patch(input: &EndpointPatchInput, resolver: &CheckedResolver) -> Result<EndpointPatch, Vec<FieldError>> {
+pub async fn check_patch(
+    input: &EndpointPatchInput,
+    resolver: &CheckedResolver,
+) -> Result<EndpointPatch, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut patch = EndpointPatch {
         enabled: input.enabled,
@@ -298,8 +318,14 @@ mod tests {
 
     fn resolver() -> CheckedResolver {
         let names = HashMap::from([
-            ("hooks.partner.example".to_owned(), vec!["93.184.215.14".parse().unwrap()]),
-            ("internal.partner.example".to_owned(), vec!["10.0.0.8".parse().unwrap()]),
+            (
+                "hooks.partner.example".to_owned(),
+                vec!["93.184.215.14".parse().unwrap()],
+            ),
+            (
+                "internal.partner.example".to_owned(),
+                vec!["10.0.0.8".parse().unwrap()],
+            ),
         ]);
         CheckedResolver::with_lookup(Policy::default(), Arc::new(StaticLookup(names)))
     }
@@ -308,12 +334,19 @@ mod tests {
     async fn a_valid_endpoint_is_accepted_with_duplicate_events_folded() {
         let input = EndpointInput {
             url: "https://hooks.partner.example/redress".into(),
-            events: vec![COMPLAINT_ROUTED.into(), COMPLAINT_ROUTED.into(), COMPLAINT_STATUS_CHANGED.into()],
+            events: vec![
+                COMPLAINT_ROUTED.into(),
+                COMPLAINT_ROUTED.into(),
+                COMPLAINT_STATUS_CHANGED.into(),
+            ],
             description: Some("CRM".into()),
             enabled: None,
         };
         let ok = check_new_endpoint(&input, &resolver()).await.unwrap();
-        assert_eq!(ok.event_types, vec![COMPLAINT_ROUTED, COMPLAINT_STATUS_CHANGED]);
+        assert_eq!(
+            ok.event_types,
+            vec![COMPLAINT_ROUTED, COMPLAINT_STATUS_CHANGED]
+        );
         assert!(ok.enabled);
     }
 
@@ -328,7 +361,11 @@ mod tests {
         let errors = check_new_endpoint(&input, &resolver()).await.unwrap_err();
         let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/url", "/events/0", "/events/1", "/description"]);
-        assert!(errors[0].detail.contains("10.0.0.8"), "{}", errors[0].detail);
+        assert!(
+            errors[0].detail.contains("10.0.0.8"),
+            "{}",
+            errors[0].detail
+        );
         let empty = EndpointInput {
             url: "https://hooks.partner.example/".into(),
             events: vec![],

@@ -23,7 +23,6 @@ impl RetrySchedule {
     pub fn new(retries: Vec<Duration>, jitter: f64, max_retry_after: Duration) -> Self {
         Self {
             delays: retries,
-            delays,
             jitter: jitter.clamp(0.0, 0.5),
             max_retry_after,
         }
@@ -31,7 +30,10 @@ impl RetrySchedule {
 
     pub fn from_settings(s: &WebhookSettings) -> Self {
         Self::new(
-            s.retry_schedule_secs.iter().map(|s| Duration::from_secs(*s)).collect(),
+            s.retry_schedule_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
             s.jitter,
             Duration::from_secs(s.max_retry_after_secs),
         )
@@ -46,11 +48,18 @@ impl RetrySchedule {
     /// `None` when the schedule is used up. `jitter_unit` in [-1, 1] picks where in the
     /// jitter band the delay lands (see [`jitter_unit`]). A `Retry-After` longer than the
     /// scheduled delay wins, capped at `max_retry_after`.
-    pub fn next_delay(&self, attempts_made: u32, retry_after: Option<Duration>, jitter_unit: f64) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        attempts_made: u32,
+        retry_after: Option<Duration>,
+        jitter_unit: f64,
+    ) -> Option<Duration> {
         let scheduled = *self.delays.get((attempts_made as usize).checked_sub(1)?)?;
         let factor = 1.0 + self.jitter * jitter_unit.clamp(-1.0, 1.0);
         let jittered = scheduled.mul_f64(factor.max(0.0));
-        let floor = retry_after.map(|r| r.min(self.max_retry_after)).unwrap_or_default();
+        let floor = retry_after
+            .map(|r| r.min(self.max_retry_after))
+            .unwrap_or_default();
         Some(jittered.max(floor))
     }
 }
@@ -87,22 +96,32 @@ pub fn decide(
     match outcome.verdict() {
         Verdict::Delivered => Decision::Delivered,
         Verdict::Gone => Decision::Gone,
-        Verdict::Failed => match schedule.next_delay(attempts_made, outcome.retry_after, jitter_unit) {
-            None => Decision::Exhausted,
-            Some(delay) => {
-                let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                let throttle_until = outcome
-                    .retry_after
-                    .filter(|_| outcome.is_throttled())
-                    .map(|r| now + chrono::Duration::from_std(r.min(schedule.max_retry_after)).unwrap_or_default());
-                Decision::Retry { at, throttle_until }
+        Verdict::Failed => {
+            match schedule.next_delay(attempts_made, outcome.retry_after, jitter_unit) {
+                None => Decision::Exhausted,
+                Some(delay) => {
+                    let at =
+                        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    let throttle_until = outcome
+                        .retry_after
+                        .filter(|_| outcome.is_throttled())
+                        .map(|r| {
+                            now + chrono::Duration::from_std(r.min(schedule.max_retry_after))
+                                .unwrap_or_default()
+                        });
+                    Decision::Retry { at, throttle_until }
+                }
             }
-        },
+        }
     }
 }
 
 /// Whether an endpoint failing since `failing_since` (no success in between) is disabled.
-pub fn should_disable(failing_since: DateTime<Utc>, now: DateTime<Utc>, disable_after: Duration) -> bool {
+pub fn should_disable(
+    failing_since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    disable_after: Duration,
+) -> bool {
     match chrono::Duration::from_std(disable_after) {
         Ok(limit) => now - failing_since >= limit,
         Err(_) => false,
@@ -116,7 +135,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -175,8 +196,14 @@ mod tests {
     #[test]
     fn retry_after_longer_than_the_schedule_wins_but_is_capped() {
         let s = RetrySchedule::new(secs(&[5, 300]), 0.0, Duration::from_secs(3600));
-        assert_eq!(s.next_delay(1, Some(Duration::from_secs(60)), 0.0), Some(Duration::from_secs(60)));
-        assert_eq!(s.next_delay(1, Some(Duration::from_secs(1)), 0.0), Some(Duration::from_secs(5)));
+        assert_eq!(
+            s.next_delay(1, Some(Duration::from_secs(60)), 0.0),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            s.next_delay(1, Some(Duration::from_secs(1)), 0.0),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(
             s.next_delay(1, Some(Duration::from_secs(999_999)), 0.0),
             Some(Duration::from_secs(3600))
@@ -204,7 +231,10 @@ mod tests {
         let mut ok = failed(Some(204), None);
         ok.error = None;
         assert_eq!(decide(&ok, 1, &s, now, 0.0), Decision::Delivered);
-        assert_eq!(decide(&failed(Some(410), None), 1, &s, now, 0.0), Decision::Gone);
+        assert_eq!(
+            decide(&failed(Some(410), None), 1, &s, now, 0.0),
+            Decision::Gone
+        );
         assert_eq!(
             decide(&failed(Some(500), None), 1, &s, now, 0.0),
             Decision::Retry {
@@ -212,28 +242,48 @@ mod tests {
                 throttle_until: None
             }
         );
-        assert_eq!(decide(&failed(None, None), 2, &s, now, 0.0), Decision::Exhausted);
+        assert_eq!(
+            decide(&failed(None, None), 2, &s, now, 0.0),
+            Decision::Exhausted
+        );
         // A redirect is a failure, not a success and not a reason to follow it.
-        assert!(matches!(decide(&failed(Some(302), None), 1, &s, now, 0.0), Decision::Retry { .. }));
+        assert!(matches!(
+            decide(&failed(Some(302), None), 1, &s, now, 0.0),
+            Decision::Retry { .. }
+        ));
     }
 
     #[test]
     fn an_endpoint_is_disabled_only_after_failing_for_the_whole_window() {
         let since = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         let window = Duration::from_secs(120 * 3600);
-        assert!(!should_disable(since, since + chrono::Duration::hours(119), window));
-        assert!(should_disable(since, since + chrono::Duration::hours(120), window));
+        assert!(!should_disable(
+            since,
+            since + chrono::Duration::hours(119),
+            window
+        ));
+        assert!(should_disable(
+            since,
+            since + chrono::Duration::hours(120),
+            window
+        ));
     }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = Utc.with_ymd_and_hms(2015, 10, 21, 7, 27, 0).unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
             Some(Duration::from_secs(60))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -125,7 +125,10 @@ impl WebhookSender {
         Self::with_resolver(CheckedResolver::new(policy), timeout)
     }
 
-    pub fn with_resolver(resolver: CheckedResolver, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn with_resolver(
+        resolver: CheckedResolver,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let policy = resolver.policy();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -193,17 +196,23 @@ impl WebhookSender {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v, Utc::now()));
+        let retry_after =
+            header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v, Utc::now()));
         let location = header(reqwest::header::LOCATION);
         let excerpt = read_excerpt(&mut response).await;
         let latency = started.elapsed();
         let error = if status.is_success() {
             None
         } else if status.is_redirection() {
-            let to = location.map(|l| truncate(&l, 200)).unwrap_or_else(|| "nowhere".to_owned());
+            let to = location
+                .map(|l| truncate(&l, 200))
+                .unwrap_or_else(|| "nowhere".to_owned());
             Some((
                 ErrorKind::Redirect,
-                format!("HTTP {}: redirects are not followed (Location: {to}); register the final URL", status.as_u16()),
+                format!(
+                    "HTTP {}: redirects are not followed (Location: {to}); register the final URL",
+                    status.as_u16()
+                ),
             ))
         } else {
             Some((ErrorKind::HttpStatus, format!("HTTP {}", status.as_u16())))
@@ -292,15 +301,22 @@ mod tests {
         testing::{Received, Receiver, Reply},
     };
 
-    const DEV: Policy = Policy { allow_loopback: true };
+    const DEV: Policy = Policy {
+        allow_loopback: true,
+    };
     const BODY: &str = r#"{"type":"complaint.status_changed","timestamp":"2026-11-21T08:00:00Z","data":{"complaint_id":"cmp_1","status":"routed","note":"押金"}}"#;
 
     fn sender(timeout: Duration) -> WebhookSender {
         WebhookSender::new(DEV, timeout).unwrap()
     }
 
-    fn verify_with_reference(secret: &str, r: &Received) -> Result<(), standardwebhooks::WebhookError> {
-        standardwebhooks::Webhook::new(secret).unwrap().verify(&r.body, &r.headers)
+    fn verify_with_reference(
+        secret: &str,
+        r: &Received,
+    ) -> Result<(), standardwebhooks::WebhookError> {
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(&r.body, &r.headers)
     }
 
     /// Runs attempts the way the dispatcher does (send, decide, wait until due) until the
@@ -349,15 +365,24 @@ mod tests {
         assert_eq!(r.body, BODY.as_bytes());
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(r.header("webhook-id"), Some("msg_0001"));
-        assert_eq!(r.header("webhook-timestamp"), Some(outcome.timestamp.to_string().as_str()));
+        assert_eq!(
+            r.header("webhook-timestamp"),
+            Some(outcome.timestamp.to_string().as_str())
+        );
         verify_with_reference(&secret, r).unwrap();
     }
 
     #[tokio::test]
     async fn a_failed_message_recovers_with_the_same_webhook_id_and_a_fresh_signature() {
-        let rx = Receiver::start(|n| if n == 0 { Reply::status(500).body("boom") } else { Reply::status(200) })
-            .await
-            .unwrap();
+        let rx = Receiver::start(|n| {
+            if n == 0 {
+                Reply::status(500).body("boom")
+            } else {
+                Reply::status(200)
+            }
+        })
+        .await
+        .unwrap();
         let secret = generate_secret();
         let keys = [SigningKey::parse(&secret).unwrap()];
         let url = rx.url("/");
@@ -367,7 +392,8 @@ mod tests {
             body: BODY,
             keys: &keys,
         };
-        let schedule = RetrySchedule::new(vec![Duration::from_secs(1)], 0.0, Duration::from_secs(60));
+        let schedule =
+            RetrySchedule::new(vec![Duration::from_secs(1)], 0.0, Duration::from_secs(60));
         let log = run_schedule(&sender(Duration::from_secs(5)), &schedule, &d, 3).await;
         assert_eq!(log.len(), 2);
         assert_eq!(log[0].0.status, Some(500));
@@ -377,8 +403,14 @@ mod tests {
         let seen = rx.requests();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].header("webhook-id"), seen[1].header("webhook-id"));
-        assert_ne!(seen[0].header("webhook-timestamp"), seen[1].header("webhook-timestamp"));
-        assert_ne!(seen[0].header("webhook-signature"), seen[1].header("webhook-signature"));
+        assert_ne!(
+            seen[0].header("webhook-timestamp"),
+            seen[1].header("webhook-timestamp")
+        );
+        assert_ne!(
+            seen[0].header("webhook-signature"),
+            seen[1].header("webhook-signature")
+        );
         assert_eq!(seen[0].body, seen[1].body);
         for r in &seen {
             verify_with_reference(&secret, r).unwrap();
@@ -459,8 +491,14 @@ mod tests {
         let schedule = RetrySchedule::new(vec![Duration::ZERO], 0.0, Duration::from_secs(60));
         let log = run_schedule(&sender(Duration::from_secs(1)), &schedule, &d, 3).await;
         let first = &log[0].0;
-        assert_eq!(first.error.as_ref().map(|e| e.0), Some(ErrorKind::Timeout), "{first:?}");
-        assert!(first.latency >= Duration::from_millis(900) && first.latency < Duration::from_secs(3));
+        assert_eq!(
+            first.error.as_ref().map(|e| e.0),
+            Some(ErrorKind::Timeout),
+            "{first:?}"
+        );
+        assert!(
+            first.latency >= Duration::from_millis(900) && first.latency < Duration::from_secs(3)
+        );
         assert!(matches!(log[0].1, Decision::Retry { .. }));
         assert_eq!(log[1].1, Decision::Delivered);
         assert_eq!(rx.requests().len(), 2);
@@ -470,7 +508,9 @@ mod tests {
     async fn a_redirect_is_not_followed_even_to_a_reachable_address() {
         let target = Receiver::always(Reply::status(200)).await.unwrap();
         let location = target.url("/internal");
-        let rx = Receiver::always(Reply::status(307).header("Location", &location)).await.unwrap();
+        let rx = Receiver::always(Reply::status(307).header("Location", &location))
+            .await
+            .unwrap();
         let keys = [SigningKey::parse(&generate_secret()).unwrap()];
         let url = rx.url("/");
         let d = Delivery {
@@ -485,14 +525,19 @@ mod tests {
         let (kind, message) = outcome.error.unwrap();
         assert_eq!(kind, ErrorKind::Redirect);
         assert!(message.contains(&location), "{message}");
-        assert!(target.requests().is_empty(), "the redirect target was called");
+        assert!(
+            target.requests().is_empty(),
+            "the redirect target was called"
+        );
     }
 
     #[tokio::test]
     async fn a_redirect_to_the_metadata_address_is_reported_and_not_followed() {
-        let rx = Receiver::always(Reply::status(302).header("Location", "http://169.254.169.254/latest/meta-data/"))
-            .await
-            .unwrap();
+        let rx = Receiver::always(
+            Reply::status(302).header("Location", "http://169.254.169.254/latest/meta-data/"),
+        )
+        .await
+        .unwrap();
         let keys = [SigningKey::parse(&generate_secret()).unwrap()];
         let url = rx.url("/");
         let outcome = sender(Duration::from_secs(2))
@@ -513,7 +558,10 @@ mod tests {
         let rx = Receiver::always(Reply::status(200)).await.unwrap();
         let old = generate_secret();
         let new = generate_secret();
-        let keys = [SigningKey::parse(&new).unwrap(), SigningKey::parse(&old).unwrap()];
+        let keys = [
+            SigningKey::parse(&new).unwrap(),
+            SigningKey::parse(&old).unwrap(),
+        ];
         let url = rx.url("/");
         let outcome = sender(Duration::from_secs(5))
             .deliver(&Delivery {
@@ -555,7 +603,11 @@ mod tests {
                     keys: &keys,
                 })
                 .await;
-            assert_eq!(outcome.error.map(|e| e.0), Some(ErrorKind::RefusedAddress), "{url}");
+            assert_eq!(
+                outcome.error.map(|e| e.0),
+                Some(ErrorKind::RefusedAddress),
+                "{url}"
+            );
             assert_eq!(outcome.timestamp, 0, "{url} was sent");
         }
     }
@@ -574,7 +626,11 @@ mod tests {
                     keys: &keys,
                 })
                 .await;
-            assert_eq!(outcome.error.map(|e| e.0), Some(ErrorKind::RefusedAddress), "{url}");
+            assert_eq!(
+                outcome.error.map(|e| e.0),
+                Some(ErrorKind::RefusedAddress),
+                "{url}"
+            );
         }
         assert!(rx.requests().is_empty());
     }
@@ -587,9 +643,20 @@ mod tests {
     }
 
     impl Lookup for Rebinding {
-        fn lookup(&self, host: &str) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
-            self.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let answer = self.answers.lock().unwrap().get(host).cloned().unwrap_or_default();
+        fn lookup(
+            &self,
+            host: &str,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>
+        {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = self
+                .answers
+                .lock()
+                .unwrap()
+                .get(host)
+                .cloned()
+                .unwrap_or_default();
             Box::pin(async move { Ok(answer) })
         }
     }
@@ -606,13 +673,14 @@ mod tests {
         });
         let resolver = CheckedResolver::with_lookup(Policy::default(), lookup.clone());
         let url = format!("https://hooks.partner.example:{}/hook", rx.addr().port());
-        crate::webhooks::ssrf::check_and_resolve(&url, &resolver).await.unwrap();
+        crate::webhooks::ssrf::check_and_resolve(&url, &resolver)
+            .await
+            .unwrap();
 
-        lookup
-            .answers
-            .lock()
-            .unwrap()
-            .insert("hooks.partner.example".to_owned(), vec!["127.0.0.1".parse().unwrap()]);
+        lookup.answers.lock().unwrap().insert(
+            "hooks.partner.example".to_owned(),
+            vec!["127.0.0.1".parse().unwrap()],
+        );
         let sender = WebhookSender::with_resolver(resolver, Duration::from_secs(2)).unwrap();
         let keys = [SigningKey::parse(&generate_secret()).unwrap()];
         let outcome = sender
@@ -626,7 +694,11 @@ mod tests {
         let (kind, message) = outcome.error.unwrap();
         assert_eq!(kind, ErrorKind::RefusedAddress, "{message}");
         assert!(message.contains("127.0.0.1"), "{message}");
-        assert_eq!(lookup.lookups.load(std::sync::atomic::Ordering::SeqCst), 2, "the sender resolved the name itself");
+        assert_eq!(
+            lookup.lookups.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the sender resolved the name itself"
+        );
         assert!(rx.requests().is_empty());
     }
 
@@ -636,9 +708,11 @@ mod tests {
             "internal.example.com".to_owned(),
             vec!["10.0.0.1".parse().unwrap()],
         )]));
-        let sender =
-            WebhookSender::with_resolver(CheckedResolver::with_lookup(Policy::default(), Arc::new(lookup)), Duration::from_secs(2))
-                .unwrap();
+        let sender = WebhookSender::with_resolver(
+            CheckedResolver::with_lookup(Policy::default(), Arc::new(lookup)),
+            Duration::from_secs(2),
+        )
+        .unwrap();
         let keys = [SigningKey::parse(&generate_secret()).unwrap()];
         let outcome = sender
             .deliver(&Delivery {
@@ -654,7 +728,9 @@ mod tests {
     #[tokio::test]
     async fn a_large_response_body_is_cut_to_one_kibibyte() {
         let big = "x".repeat(50_000);
-        let rx = Receiver::always(Reply::status(500).body(&big)).await.unwrap();
+        let rx = Receiver::always(Reply::status(500).body(&big))
+            .await
+            .unwrap();
         let keys = [SigningKey::parse(&generate_secret()).unwrap()];
         let url = rx.url("/");
         let outcome = sender(Duration::from_secs(5))

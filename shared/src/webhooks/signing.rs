@@ -37,8 +37,12 @@ pub enum SecretError {
 impl SigningKey {
     /// Parses a `whsec_…` secret as stored and shown to the tenant.
     pub fn parse(secret: &str) -> Result<Self, SecretError> {
-        let encoded = secret.strip_prefix(SECRET_PREFIX).ok_or(SecretError::MissingPrefix)?;
-        let bytes = STANDARD.decode(encoded).map_err(|_| SecretError::NotBase64)?;
+        let encoded = secret
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(SecretError::MissingPrefix)?;
+        let bytes = STANDARD
+            .decode(encoded)
+            .map_err(|_| SecretError::NotBase64)?;
         if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&bytes.len()) {
             return Err(SecretError::BadLength);
         }
@@ -106,7 +110,10 @@ mod tests {
     #[test]
     fn signing_reproduces_the_specifications_published_test_vector() {
         let key = SigningKey::parse(VECTOR_SECRET).unwrap();
-        assert_eq!(key.sign(VECTOR_ID, VECTOR_TS, VECTOR_BODY), VECTOR_SIGNATURE);
+        assert_eq!(
+            key.sign(VECTOR_ID, VECTOR_TS, VECTOR_BODY),
+            VECTOR_SIGNATURE
+        );
         assert!(key.verify(VECTOR_ID, VECTOR_TS, VECTOR_BODY, VECTOR_SIGNATURE));
     }
 
@@ -125,7 +132,10 @@ mod tests {
     fn the_reference_library_verifies_a_header_with_two_signatures_using_either_secret() {
         let old = generate_secret();
         let new = generate_secret();
-        let keys = [SigningKey::parse(&new).unwrap(), SigningKey::parse(&old).unwrap()];
+        let keys = [
+            SigningKey::parse(&new).unwrap(),
+            SigningKey::parse(&old).unwrap(),
+        ];
         let ts = chrono::Utc::now().timestamp();
         let body = br#"{"type":"complaint.status_changed"}"#;
         let header = signature_header(&keys, "msg_rot", ts, body);
@@ -135,7 +145,10 @@ mod tests {
         headers.insert("webhook-timestamp", ts.to_string().parse().unwrap());
         headers.insert("webhook-signature", header.parse().unwrap());
         for secret in [&old, &new] {
-            standardwebhooks::Webhook::new(secret).unwrap().verify(body, &headers).unwrap();
+            standardwebhooks::Webhook::new(secret)
+                .unwrap()
+                .verify(body, &headers)
+                .unwrap();
         }
         let stranger = standardwebhooks::Webhook::new(&generate_secret()).unwrap();
         assert!(stranger.verify(body, &headers).is_err());
@@ -158,14 +171,25 @@ mod tests {
             SigningKey::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err(),
             SecretError::MissingPrefix
         );
-        assert_eq!(SigningKey::parse("whsec_not base64!").unwrap_err(), SecretError::NotBase64);
-        assert_eq!(SigningKey::parse("whsec_c2hvcnQ=").unwrap_err(), SecretError::BadLength);
+        assert_eq!(
+            SigningKey::parse("whsec_not base64!").unwrap_err(),
+            SecretError::NotBase64
+        );
+        assert_eq!(
+            SigningKey::parse("whsec_c2hvcnQ=").unwrap_err(),
+            SecretError::BadLength
+        );
     }
 
     #[test]
     fn a_tampered_body_or_a_changed_timestamp_does_not_verify() {
         let key = SigningKey::parse(VECTOR_SECRET).unwrap();
-        assert!(!key.verify(VECTOR_ID, VECTOR_TS, br#"{"test": 2432232315}"#, VECTOR_SIGNATURE));
+        assert!(!key.verify(
+            VECTOR_ID,
+            VECTOR_TS,
+            br#"{"test": 2432232315}"#,
+            VECTOR_SIGNATURE
+        ));
         assert!(!key.verify(VECTOR_ID, VECTOR_TS + 1, VECTOR_BODY, VECTOR_SIGNATURE));
         assert!(!key.verify(VECTOR_ID, VECTOR_TS, VECTOR_BODY, "v1,"));
     }

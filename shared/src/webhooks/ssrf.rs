@@ -85,12 +85,20 @@ impl fmt::Display for Blocked {
 }
 
 fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
     (u32::from(ip) & mask) == (u32::from(Ipv4Addr::from(net)) & mask)
 }
 
 fn in_v6(ip: Ipv6Addr, net: [u16; 8], prefix: u32) -> bool {
-    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    };
     (u128::from(ip) & mask) == (u128::from(Ipv6Addr::from(net)) & mask)
 }
 
@@ -142,10 +150,18 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Blocked> {
         ([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96, Blocked::Nat64),
         ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, Blocked::Nat64),
         ([0x100, 0, 0, 0, 0, 0, 0, 0], 64, Blocked::Discard),
-        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, Blocked::Documentation),
+        (
+            [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
+            32,
+            Blocked::Documentation,
+        ),
         ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, Blocked::Transition),
         ([0x2001, 0x2, 0, 0, 0, 0, 0, 0], 48, Blocked::Benchmarking),
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, Blocked::IetfProtocolAssignment),
+        (
+            [0x2001, 0, 0, 0, 0, 0, 0, 0],
+            23,
+            Blocked::IetfProtocolAssignment,
+        ),
         ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, Blocked::Transition),
         ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, Blocked::Documentation),
         ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, Blocked::UniqueLocal),
@@ -153,7 +169,10 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Blocked> {
         ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, Blocked::SiteLocal),
         ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, Blocked::Multicast),
     ];
-    if let Some((_, _, why)) = TABLE.iter().find(|(net, prefix, _)| in_v6(ip, *net, *prefix)) {
+    if let Some((_, _, why)) = TABLE
+        .iter()
+        .find(|(net, prefix, _)| in_v6(ip, *net, *prefix))
+    {
         return Some(*why);
     }
     if !in_v6(ip, [0x2000, 0, 0, 0, 0, 0, 0, 0], 3) {
@@ -201,7 +220,11 @@ pub enum Refused {
     #[error("{ip} is a {why}")]
     Address { ip: IpAddr, why: Blocked },
     #[error("`{host}` resolves to {ip}, a {why}")]
-    Resolved { host: String, ip: IpAddr, why: Blocked },
+    Resolved {
+        host: String,
+        ip: IpAddr,
+        why: Blocked,
+    },
     #[error("`{0}` does not resolve: {1}")]
     Unresolvable(String, String),
     #[error("`{0}` resolves to no address")]
@@ -225,7 +248,11 @@ pub fn check_url(raw: &str, policy: Policy) -> Result<Url, Refused> {
         return Err(Refused::Credentials);
     }
     let host = url.host_str().ok_or(Refused::NoHost)?;
-    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok();
     let loopback_host = match literal {
         Some(ip) => is_plain_loopback(ip),
         None => is_localhost_name(host),
@@ -237,11 +264,10 @@ pub fn check_url(raw: &str, policy: Policy) -> Result<Url, Refused> {
     }
     match literal {
         Some(ip) => policy.check_ip(ip)?,
-        None if is_localhost_name(host) => {
-            if !policy.allow_loopback {
-                return Err(Refused::LocalName(host.to_owned()));
-            }
+        None if is_localhost_name(host) && !policy.allow_loopback => {
+            return Err(Refused::LocalName(host.to_owned()));
         }
+        None if is_localhost_name(host) => {}
         // A single label resolves through the machine's search domains: inside a cluster
         // that is exactly the internal services we must not reach.
         None if !host.trim_end_matches('.').contains('.') => return Err(Refused::SingleLabel),
@@ -278,7 +304,10 @@ pub struct StaticLookup(pub HashMap<String, Vec<IpAddr>>);
 
 impl Lookup for StaticLookup {
     fn lookup(&self, host: &str) -> LookupFuture {
-        let answer = self.0.get(&host.trim_end_matches('.').to_ascii_lowercase()).cloned();
+        let answer = self
+            .0
+            .get(&host.trim_end_matches('.').to_ascii_lowercase())
+            .cloned();
         Box::pin(async move {
             answer.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such name"))
         })
@@ -296,7 +325,9 @@ pub struct CheckedResolver {
 
 impl fmt::Debug for CheckedResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CheckedResolver").field("policy", &self.policy).finish()
+        f.debug_struct("CheckedResolver")
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -317,7 +348,11 @@ impl CheckedResolver {
     /// refuses the whole name: a mix of public and internal records is how rebinding
     /// attacks are usually staged.
     pub async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, Refused> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             self.policy.check_ip(ip)?;
             return Ok(vec![ip]);
         }
@@ -358,7 +393,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
         Box::pin(async move {
             let ips = this.resolve(&host).await?;
             // Port 0: the connector puts the URL's port in.
-            let addrs: reqwest::dns::Addrs = Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
     }
@@ -378,8 +414,12 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    const STRICT: Policy = Policy { allow_loopback: false };
-    const DEV: Policy = Policy { allow_loopback: true };
+    const STRICT: Policy = Policy {
+        allow_loopback: false,
+    };
+    const DEV: Policy = Policy {
+        allow_loopback: true,
+    };
 
     fn blocked(ip: &str) -> Option<Blocked> {
         classify(ip.parse().unwrap())
@@ -455,7 +495,10 @@ mod tests {
     #[test]
     fn the_issues_ssrf_list_is_refused_at_registration() {
         let resolver = CheckedResolver::with_lookup(STRICT, Arc::new(StaticLookup::default()));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         for url in [
             "https://127.0.0.1/hook",
             "https://[::1]/hook",
@@ -499,17 +542,45 @@ mod tests {
     #[tokio::test]
     async fn a_name_resolving_to_a_private_address_is_refused_and_so_is_a_mixed_answer() {
         let mut names = HashMap::new();
-        names.insert("internal.example.com".to_owned(), vec!["10.1.2.3".parse().unwrap()]);
+        names.insert(
+            "internal.example.com".to_owned(),
+            vec!["10.1.2.3".parse().unwrap()],
+        );
         names.insert(
             "mixed.example.com".to_owned(),
-            vec!["93.184.215.14".parse().unwrap(), "169.254.169.254".parse().unwrap()],
+            vec![
+                "93.184.215.14".parse().unwrap(),
+                "169.254.169.254".parse().unwrap(),
+            ],
         );
-        names.insert("public.example.com".to_owned(), vec!["93.184.215.14".parse().unwrap()]);
+        names.insert(
+            "public.example.com".to_owned(),
+            vec!["93.184.215.14".parse().unwrap()],
+        );
         let resolver = CheckedResolver::with_lookup(STRICT, Arc::new(StaticLookup(names)));
-        let err = check_and_resolve("https://internal.example.com/hook", &resolver).await.unwrap_err();
-        assert!(matches!(err, Refused::Resolved { why: Blocked::Private, .. }), "{err}");
-        assert!(check_and_resolve("https://mixed.example.com/hook", &resolver).await.is_err());
-        assert!(check_and_resolve("https://nowhere.example.com/hook", &resolver).await.is_err());
+        let err = check_and_resolve("https://internal.example.com/hook", &resolver)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Refused::Resolved {
+                    why: Blocked::Private,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            check_and_resolve("https://mixed.example.com/hook", &resolver)
+                .await
+                .is_err()
+        );
+        assert!(
+            check_and_resolve("https://nowhere.example.com/hook", &resolver)
+                .await
+                .is_err()
+        );
         let url = check_and_resolve("https://public.example.com:8443/hook?x=1", &resolver)
             .await
             .unwrap();
@@ -522,7 +593,10 @@ mod tests {
         check_url("http://[::1]:8080/hook", DEV).unwrap();
         check_url("http://localhost:8080/hook", DEV).unwrap();
         check_url("https://localhost/hook", DEV).unwrap();
-        assert_eq!(check_url("http://example.com/hook", DEV).unwrap_err(), Refused::NotHttps);
+        assert_eq!(
+            check_url("http://example.com/hook", DEV).unwrap_err(),
+            Refused::NotHttps
+        );
         assert!(check_url("http://10.0.0.1/hook", DEV).is_err());
         assert!(check_url("https://10.0.0.1/hook", DEV).is_err());
         assert!(check_url("https://169.254.169.254/", DEV).is_err());
@@ -534,8 +608,14 @@ mod tests {
     #[tokio::test]
     async fn with_allow_loopback_localhost_resolves_but_a_name_for_a_private_address_still_fails() {
         let mut names = HashMap::new();
-        names.insert("localhost".to_owned(), vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]);
-        names.insert("internal.example.com".to_owned(), vec!["192.168.0.10".parse().unwrap()]);
+        names.insert(
+            "localhost".to_owned(),
+            vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        );
+        names.insert(
+            "internal.example.com".to_owned(),
+            vec!["192.168.0.10".parse().unwrap()],
+        );
         let resolver = CheckedResolver::with_lookup(DEV, Arc::new(StaticLookup(names)));
         assert_eq!(resolver.resolve("localhost").await.unwrap().len(), 2);
         assert!(resolver.resolve("internal.example.com").await.is_err());

@@ -80,7 +80,9 @@ impl Drop for Receiver {
 
 impl Receiver {
     /// Starts a receiver whose `n`-th request (from 0) is answered with `script(n)`.
-    pub async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> std::io::Result<Self> {
+    pub async fn start(
+        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -1,31 +1,45 @@
-//! Where a complaint goes. Today: the tenant's category → channel table (category `*` is the
-//! tenant's fallback). The decision and the reason for it are recorded in the complaint's
-//! history, in the same transaction that records the message as processed.
+//! The router: applies the queue messages that ask for a routing decision. A new complaint
+//! (`complaint.submitted`) and evidence added to a case that waits for it
+//! (`complaint.evidence_added`) both run the tenant's routing (see
+//! `redress_shared::routing`): the case goes to its start rungs, waits for evidence, or is
+//! rejected, with the explanation in its history. The decision, the event and the message
+//! id are committed in one transaction, so a redelivered message changes nothing.
+//!
+//! [`escalate`] (one function for operator transitions, unsatisfied feedback and breached
+//! clocks) lives in `redress_shared::routing::cases` because the API needs it too; it is
+//! re-exported here for the worker's scheduler.
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use redress_shared::{
-    db::{self, complaints, schema::processed_messages, tenants, PgPool},
-    domain::{
-        events::{self, QueueMessage},
-        Rung, Status,
-    },
+    db::{self, schema::processed_messages, PgPool},
+    domain::events::{self, QueueMessage},
     ids::{ComplaintId, TenantId},
+    routing::cases::{self, RouteOutcome},
 };
-use serde_json::json;
+
+pub use redress_shared::routing::cases::{escalate, CaseError, EscalationOutcome};
 
 /// Name under which the router records the messages it applied.
 pub const CONSUMER: &str = "router";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Routed { channel: String },
+    Routed {
+        channel: String,
+    },
+    /// Required evidence is missing; the case waits for it.
+    AwaitingEvidence {
+        missing: Vec<String>,
+    },
     Rejected,
     /// The message was applied before (a redelivery); nothing changed.
     Duplicate,
     /// The complaint has moved on since (withdrawn, or routed by another message).
-    NotApplicable { status: String },
+    NotApplicable {
+        status: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,11 +66,25 @@ impl From<diesel::result::Error> for ProcessError {
     }
 }
 
+/// Database failures keep their transient-or-not nature; everything else (a complaint of
+/// another tenant, a move the status machine forbids, corrupt data) will fail the same way
+/// on every attempt.
+impl From<CaseError> for ProcessError {
+    fn from(e: CaseError) -> Self {
+        match e {
+            CaseError::Db(e) => e.into(),
+            other => ProcessError::Permanent(other.to_string()),
+        }
+    }
+}
+
 /// Applies one message exactly once: the message id is recorded in the same transaction as
 /// the routing decision, so a redelivered copy finds it and changes nothing.
 pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, ProcessError> {
-    let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
-    let complaint = ComplaintId::parse(&message.complaint_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
+    let tenant =
+        TenantId::parse(&message.tenant_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
+    let complaint = ComplaintId::parse(&message.complaint_id)
+        .map_err(|e| ProcessError::Permanent(e.to_string()))?;
     let mut conn = pool.get().await.map_err(db::DbError::from)?;
     conn.transaction(async |conn| {
         let first_time = diesel::insert_into(processed_messages::table)
@@ -71,82 +99,32 @@ pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, P
             return Ok(Outcome::Duplicate);
         }
         match message.message_type.as_str() {
-            events::SUBMITTED => route(conn, &tenant, &complaint).await,
-            other => Err(ProcessError::Permanent(format!("the router does not handle `{other}` messages"))),
+            // Both ask the same question of a case that waits to be routed; the routing
+            // decides whether it still waits.
+            events::SUBMITTED | events::EVIDENCE_ADDED => {
+                let outcome = cases::route(conn, &tenant, &complaint, Utc::now())
+                    .await
+                    .map_err(|e| match e {
+                        CaseError::NotFound => ProcessError::Permanent(format!(
+                            "complaint {complaint} not found in tenant {tenant}"
+                        )),
+                        other => other.into(),
+                    })?;
+                Ok(match outcome {
+                    RouteOutcome::Routed { channel } => Outcome::Routed { channel },
+                    RouteOutcome::AwaitingEvidence { missing } => {
+                        Outcome::AwaitingEvidence { missing }
+                    }
+                    RouteOutcome::Rejected { .. } => Outcome::Rejected,
+                    RouteOutcome::NotApplicable { status } => Outcome::NotApplicable {
+                        status: status.to_string(),
+                    },
+                })
+            }
+            other => Err(ProcessError::Permanent(format!(
+                "the router does not handle `{other}` messages"
+            ))),
         }
     })
     .await
-}
-
-async fn route(conn: &mut AsyncPgConnection, tenant: &TenantId, id: &ComplaintId) -> Result<Outcome, ProcessError> {
-    let now = Utc::now();
-    let row = complaints::find_for_update(conn, tenant, id)
-        .await?
-        .ok_or_else(|| ProcessError::Permanent(format!("complaint {id} not found in tenant {tenant}")))?;
-    let status = row.status().map_err(|e| ProcessError::Permanent(e.to_string()))?;
-    if status != Status::Submitted {
-        return Ok(Outcome::NotApplicable {
-            status: status.to_string(),
-        });
-    }
-    let routes = tenants::category_routes(conn, tenant).await?;
-    let exact = routes.iter().find(|(c, _)| c == &row.category);
-    let chosen = exact.or_else(|| routes.iter().find(|(c, _)| c == "*"));
-    match chosen {
-        Some((matched, channel)) => {
-            let rung = Rung {
-                channel: channel.clone(),
-                since: now,
-                track: "main".to_owned(),
-                deadlines: Vec::new(),
-            };
-            complaints::set_state(conn, tenant, id, Status::Routed, std::slice::from_ref(&rung), &[], now).await?;
-            let why = if exact.is_some() {
-                format!(
-                    "category `{}` is routed to `{channel}` by the tenant's category table",
-                    row.category
-                )
-            } else {
-                format!(
-                    "category `{}` has no row in the tenant's category table; the tenant's fallback (`{matched}`) routes it to `{channel}`",
-                    row.category
-                )
-            };
-            complaints::append_event(
-                conn,
-                tenant,
-                id,
-                events::ROUTED,
-                events::ACTOR_ROUTER,
-                json!({
-                    "from": Status::Submitted,
-                    "status": Status::Routed,
-                    "channel": channel,
-                    "rule": {"kind": "category_table", "category": matched},
-                    "why": why,
-                }),
-                now,
-            )
-            .await?;
-            Ok(Outcome::Routed { channel: channel.clone() })
-        }
-        None => {
-            complaints::set_state(conn, tenant, id, Status::Rejected, &[], &[], now).await?;
-            complaints::append_event(
-                conn,
-                tenant,
-                id,
-                events::REJECTED,
-                events::ACTOR_ROUTER,
-                json!({
-                    "from": Status::Submitted,
-                    "status": Status::Rejected,
-                    "reason": format!("no channel of this hub handles category `{}`", row.category),
-                }),
-                now,
-            )
-            .await?;
-            Ok(Outcome::Rejected)
-        }
-    }
 }

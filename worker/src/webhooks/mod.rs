@@ -1,0 +1,385 @@
+//! The webhook dispatcher: claims due messages from Postgres, sends them, records each
+//! attempt and schedules the next. Retries live in Postgres (`next_attempt_at`), not in
+//! broker TTLs, so a schedule spanning days survives restarts and is visible in the log.
+//!
+//! Concurrency is bounded twice, with semaphores: `webhooks.concurrency` requests in flight
+//! per process, and `webhooks.per_endpoint_concurrency` per endpoint, so one slow receiver
+//! cannot take every slot. The dispatcher claims only as many messages as it has free
+//! global permits, skips endpoints already at their limit, and hands back at once any
+//! claimed message it cannot start, so nothing sits leased while waiting for a permit.
+//!
+//! Each round is claim (one statement, committed), send (no transaction open), record (one
+//! short transaction). A dispatcher that dies mid-send leaves a lease that expires; the
+//! message is then sent again with the same webhook-id, which receivers deduplicate on.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use redress_shared::{
+    config::{Settings, WebhookSettings},
+    db::{DbError, PgPool},
+    webhooks::{
+        schedule::{decide, jitter_unit, Decision, RetrySchedule},
+        sender::{Delivery, DeliveryOutcome, ErrorKind, Verdict, WebhookSender},
+        store::{self, ClaimedMessage},
+    },
+};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Most messages claimed in one statement, however many permits are free.
+const MAX_BATCH: usize = 100;
+/// Added to the request timeout to form the lease: time to record the outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+    /// Counts attempts for `/metrics` (`redress_webhook_attempts_total{outcome}`), when given.
+    metrics: Option<Arc<redress_shared::metrics::Metrics>>,
+}
+
+struct Inner {
+    pool: PgPool,
+    sender: WebhookSender,
+    schedule: RetrySchedule,
+    global: Arc<Semaphore>,
+    per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_endpoint_limit: usize,
+    poll: Duration,
+    lease: Duration,
+    disable_after: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher with the deployment's SSRF policy (`webhook_allow_loopback`) and the
+    /// system resolver.
+    pub fn new(pool: PgPool, settings: &Settings) -> anyhow::Result<Self> {
+        let sender = WebhookSender::from_settings(settings)?;
+        Ok(Self::with_sender(pool, &settings.webhooks, sender))
+    }
+
+    /// The same with a given sender, so tests can use their own resolver.
+    pub fn with_sender(pool: PgPool, settings: &WebhookSettings, sender: WebhookSender) -> Self {
+        Self {
+            metrics: None,
+            inner: Arc::new(Inner {
+                pool,
+                sender,
+                schedule: RetrySchedule::from_settings(settings),
+                global: Arc::new(Semaphore::new(settings.concurrency)),
+                per_endpoint: Mutex::new(HashMap::new()),
+                per_endpoint_limit: settings.per_endpoint_concurrency,
+                poll: Duration::from_millis(settings.poll_interval_ms),
+                lease: Duration::from_millis(settings.timeout_ms) + LEASE_MARGIN,
+                disable_after: Duration::from_secs(settings.disable_after_hours * 3600),
+            }),
+        }
+    }
+
+    /// Counts every attempt in the process's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<redress_shared::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets the requests in flight finish (each is
+    /// bounded by the timeout) and records them, so a clean stop sends nothing twice.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        let mut backoff = self.inner.poll;
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let permits = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = self.take_permits() => p,
+            };
+            let Some(permits) = permits else { break };
+            let pause = match self.claim_and_start(permits, &mut tasks).await {
+                Ok(0) => {
+                    backoff = self.inner.poll;
+                    self.inner.poll
+                }
+                Ok(_) => {
+                    backoff = self.inner.poll;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "webhook dispatcher cannot reach the database");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("webhook dispatcher stopped");
+    }
+
+    /// One claim round, waiting for the attempts it started. Returns how many it started.
+    /// For tests that drive the dispatcher step by step.
+    pub async fn dispatch_due(&self) -> Result<usize, DbError> {
+        let mut tasks = JoinSet::new();
+        let Some(permits) = self.take_permits().await else {
+            return Ok(0);
+        };
+        let started = self.claim_and_start(permits, &mut tasks).await?;
+        while tasks.join_next().await.is_some() {}
+        Ok(started)
+    }
+
+    /// Waits for one free global permit, then takes whatever else is free right now (up to
+    /// a batch). `None` only if the semaphore was closed.
+    async fn take_permits(&self) -> Option<Vec<OwnedSemaphorePermit>> {
+        let first = self.inner.global.clone().acquire_owned().await.ok()?;
+        let mut permits = vec![first];
+        while permits.len() < MAX_BATCH {
+            match self.inner.global.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        Some(permits)
+    }
+
+    fn endpoint_semaphore(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut map = match self.inner.per_endpoint.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(endpoint.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.per_endpoint_limit)))
+            .clone()
+    }
+
+    /// Endpoints with every per-endpoint permit in use; also forgets idle endpoints so the
+    /// map does not grow with every endpoint ever seen.
+    fn busy_endpoints(&self) -> Vec<String> {
+        let mut map = match self.inner.per_endpoint.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Each permit in flight holds a clone of its semaphore's Arc.
+        map.retain(|_, sem| Arc::strong_count(sem) > 1);
+        map.iter()
+            .filter(|(_, sem)| sem.available_permits() == 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    async fn claim_and_start(
+        &self,
+        mut permits: Vec<OwnedSemaphorePermit>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<usize, DbError> {
+        let busy = self.busy_endpoints();
+        let claimed = {
+            let mut conn = self.inner.pool.get().await?;
+            store::claim_due(
+                &mut conn,
+                Utc::now(),
+                permits.len() as i64,
+                self.inner.lease,
+                &busy,
+            )
+            .await?
+        };
+        let mut started = 0;
+        let mut give_back = Vec::new();
+        for message in claimed {
+            let endpoint_permit = self
+                .endpoint_semaphore(&message.endpoint_id)
+                .try_acquire_owned();
+            match (endpoint_permit, permits.pop()) {
+                (Ok(endpoint_permit), Some(global_permit)) => {
+                    let this = self.clone();
+                    tasks.spawn(async move {
+                        this.attempt(message).await;
+                        drop((endpoint_permit, global_permit));
+                    });
+                    started += 1;
+                }
+                _ => give_back.push(message.id),
+            }
+        }
+        if !give_back.is_empty() {
+            let mut conn = self.inner.pool.get().await?;
+            store::release(&mut conn, &give_back).await?;
+        }
+        Ok(started)
+    }
+
+    /// Sends one message once and records what happened.
+    async fn attempt(&self, message: ClaimedMessage) {
+        let outcome = match message.keys(Utc::now()) {
+            Ok(keys) => {
+                self.inner
+                    .sender
+                    .deliver(&Delivery {
+                        url: &message.url,
+                        msg_id: &message.id,
+                        body: &message.body,
+                        keys: &keys,
+                    })
+                    .await
+            }
+            Err(e) => DeliveryOutcome {
+                status: None,
+                latency: Duration::ZERO,
+                retry_after: None,
+                response_excerpt: None,
+                error: Some((ErrorKind::Secret, e.to_string())),
+                timestamp: 0,
+            },
+        };
+        if let Some(m) = &self.metrics {
+            let label = match outcome.verdict() {
+                Verdict::Delivered => "delivered",
+                Verdict::Gone => "gone",
+                Verdict::Failed => outcome.error.as_ref().map_or("failed", |e| e.0.as_str()),
+            };
+            m.observe_webhook(label, outcome.latency);
+        }
+        let attempt = (message.attempts + 1) as u32;
+        let now = Utc::now();
+        let decision = decide(&outcome, attempt, &self.inner.schedule, now, jitter_unit());
+        log_attempt(&message, &outcome, &decision, attempt);
+        self.record(&message, &outcome, &decision).await;
+    }
+
+    /// Records an attempt, retrying while the database is briefly unavailable. If it stays
+    /// unavailable past the lease the message is sent again later: at least once, never lost.
+    async fn record(
+        &self,
+        message: &ClaimedMessage,
+        outcome: &DeliveryOutcome,
+        decision: &Decision,
+    ) {
+        let mut wait = Duration::from_millis(200);
+        for _ in 0..6 {
+            let result = async {
+                let mut conn = self.inner.pool.get().await?;
+                store::record_attempt(
+                    &mut conn,
+                    message,
+                    outcome,
+                    decision,
+                    self.inner.disable_after,
+                    Utc::now(),
+                )
+                .await
+                .map_err(DbError::from)
+            }
+            .await;
+            match result {
+                Ok(recorded) => {
+                    if let Some(reason) = recorded.endpoint_disabled {
+                        tracing::warn!(
+                            tenant.id = %message.tenant_id,
+                            webhook.endpoint_id = %message.endpoint_id,
+                            reason = %reason,
+                            "webhook endpoint disabled"
+                        );
+                    }
+                    return;
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%error, webhook.message_id = %message.id, "cannot record a webhook attempt yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(error) => {
+                    tracing::error!(%error, webhook.message_id = %message.id, "webhook attempt not recorded; it will be sent again");
+                    return;
+                }
+            }
+        }
+        tracing::error!(webhook.message_id = %message.id, "webhook attempt not recorded; it will be sent again");
+    }
+}
+
+fn log_attempt(
+    message: &ClaimedMessage,
+    outcome: &DeliveryOutcome,
+    decision: &Decision,
+    attempt: u32,
+) {
+    let decision = match decision {
+        Decision::Delivered => "delivered",
+        Decision::Gone => "gone",
+        Decision::Retry { .. } => "retry",
+        Decision::Exhausted => "exhausted",
+    };
+    // The URL is the tenant's and may carry its credentials: it is not logged.
+    tracing::info!(
+        tenant.id = %message.tenant_id,
+        webhook.endpoint_id = %message.endpoint_id,
+        webhook.message_id = %message.id,
+        webhook.event_type = %message.event_type,
+        webhook.attempt = attempt,
+        http.status = outcome.status.map(i64::from),
+        duration_ms = outcome.latency.as_millis() as u64,
+        error.kind = outcome.error.as_ref().map(|e| e.0.as_str()),
+        decision,
+        "webhook attempt"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use redress_shared::webhooks::ssrf::Policy;
+
+    fn dispatcher(per_endpoint: usize, global: usize) -> Dispatcher {
+        let mut settings = Settings::defaults().unwrap();
+        settings.webhooks.per_endpoint_concurrency = per_endpoint;
+        settings.webhooks.concurrency = global;
+        // The pool connects lazily; these tests never touch the database.
+        let pool = redress_shared::db::pool("postgres://nobody@127.0.0.1:1/none", 1).unwrap();
+        let sender = WebhookSender::new(Policy::default(), Duration::from_secs(1)).unwrap();
+        Dispatcher::with_sender(pool, &settings.webhooks, sender)
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_at_its_limit_is_skipped_and_forgotten_once_idle() {
+        let d = dispatcher(2, 8);
+        let a1 = d.endpoint_semaphore("whe_a").try_acquire_owned().unwrap();
+        let _b1 = d.endpoint_semaphore("whe_b").try_acquire_owned().unwrap();
+        assert!(d.busy_endpoints().is_empty());
+        let a2 = d.endpoint_semaphore("whe_a").try_acquire_owned().unwrap();
+        assert_eq!(d.busy_endpoints(), vec!["whe_a".to_owned()]);
+        assert!(d.endpoint_semaphore("whe_a").try_acquire_owned().is_err());
+        drop(a2);
+        assert!(d.busy_endpoints().is_empty());
+        drop(a1);
+        d.busy_endpoints();
+        let map = d.inner.per_endpoint.lock().unwrap();
+        assert!(
+            !map.contains_key("whe_a"),
+            "an idle endpoint stays in the map"
+        );
+        assert!(map.contains_key("whe_b"));
+    }
+
+    #[tokio::test]
+    async fn the_dispatcher_takes_only_the_global_permits_that_are_free() {
+        let d = dispatcher(4, 3);
+        let first = d.take_permits().await.unwrap();
+        assert_eq!(first.len(), 3);
+        let waiting = tokio::time::timeout(Duration::from_millis(50), d.take_permits()).await;
+        assert!(waiting.is_err(), "no permit should be free");
+        drop(first);
+        assert_eq!(d.take_permits().await.unwrap().len(), 3);
+    }
+}
