@@ -1,21 +1,40 @@
 //! `Idempotency-Key` (CONTRACT §2): the first answer is stored with the complaint, in the
-//! same transaction, and replayed for a retry with the same body. The key is reserved in its
-//! own short statement first, so a concurrent retry sees it in flight (409) instead of
-//! waiting on the first request's lock.
+//! same transaction, and replayed for a retry with the same body.
+//!
+//! A request holds its key with a transaction-scoped advisory lock for the length of the
+//! transaction that does the work, so a concurrent retry with the same key finds the lock
+//! taken and answers 409 at once instead of waiting. The lock is released when that
+//! transaction ends however it ends: committed, rolled back, or its connection cut because
+//! the API process died. A retry after a crash therefore goes ahead at once, and a request
+//! costs one commit, not two (a reservation committed on its own, then the work).
 
 use chrono::{Duration, Utc};
-use diesel::prelude::*;
+use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use redress_shared::{db::schema::idempotency_keys as ik, ids::ClientId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// A reservation not completed within this time belongs to a request that died; a retry
-/// may take it over.
+/// A row without an answer comes from an earlier version of the API, which reserved keys in
+/// a statement of their own; one younger than this may still be in flight there (during a
+/// rolling deploy), an older one belongs to a request that died.
 const ABANDONED_AFTER_SECS: i64 = 60;
 
+/// The first key of the two-key advisory lock: keeps idempotency locks apart from any other
+/// advisory lock a deployment's tools may take.
+const LOCK_CLASS: i32 = 0x1de7;
+
+/// request_hash, response_status, response_body, resource_id, created_at
+type StoredKey = (
+    String,
+    Option<i32>,
+    Option<Value>,
+    Option<String>,
+    chrono::DateTime<Utc>,
+);
+
 pub enum Reservation {
-    /// Go ahead; complete the reservation in the transaction that does the work.
+    /// Go ahead; [`complete`] stores the answer in the same transaction.
     Fresh,
     /// The same request was answered before: replay this.
     Replay {
@@ -35,31 +54,34 @@ pub fn request_hash(body: &Value) -> String {
     hex::encode(Sha256::digest(body.to_string().as_bytes()))
 }
 
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = sql_types::Bool)]
+    locked: bool,
+}
+
+/// Takes the key for the caller's transaction, or says why not. Must run inside the
+/// transaction that then does the work and calls [`complete`].
 pub async fn reserve(
     conn: &mut AsyncPgConnection,
     client: &ClientId,
     key: &str,
     hash: &str,
 ) -> QueryResult<Reservation> {
-    let inserted = diesel::insert_into(ik::table)
-        .values((
-            ik::client_id.eq(client.as_str()),
-            ik::idempotency_key.eq(key),
-            ik::request_hash.eq(hash),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    if inserted == 1 {
-        return Ok(Reservation::Fresh);
+    // hashtext is 32 bits: two different keys in flight at the same moment sharing a lock
+    // would only make one of them answer 409 and be retried.
+    let Locked { locked } = diesel::sql_query(
+        "SELECT pg_try_advisory_xact_lock($1, hashtext($2 || E'\\n' || $3)) AS locked",
+    )
+    .bind::<sql_types::Integer, _>(LOCK_CLASS)
+    .bind::<sql_types::Text, _>(client.as_str())
+    .bind::<sql_types::Text, _>(key)
+    .get_result(conn)
+    .await?;
+    if !locked {
+        return Ok(Reservation::InFlight);
     }
-    let (stored_hash, status, body, resource_id, created_at): (
-        String,
-        Option<i32>,
-        Option<Value>,
-        Option<String>,
-        chrono::DateTime<Utc>,
-    ) = ik::table
+    let stored: Option<StoredKey> = ik::table
         .find((client.as_str(), key))
         .select((
             ik::request_hash,
@@ -69,7 +91,11 @@ pub async fn reserve(
             ik::created_at,
         ))
         .first(conn)
-        .await?;
+        .await
+        .optional()?;
+    let Some((stored_hash, status, body, resource_id, created_at)) = stored else {
+        return Ok(Reservation::Fresh);
+    };
     if stored_hash != hash {
         return Ok(Reservation::Mismatch);
     }
@@ -80,51 +106,42 @@ pub async fn reserve(
             resource_id,
         }),
         _ if created_at < Utc::now() - Duration::seconds(ABANDONED_AFTER_SECS) => {
-            // Take the abandoned reservation over; only one retry wins the update.
-            let taken = diesel::update(ik::table.find((client.as_str(), key)))
-                .filter(ik::created_at.eq(created_at))
-                .filter(ik::response_status.is_null())
-                .set(ik::created_at.eq(Utc::now()))
-                .execute(conn)
-                .await?;
-            Ok(if taken == 1 {
-                Reservation::Fresh
-            } else {
-                Reservation::InFlight
-            })
+            Ok(Reservation::Fresh)
         }
         _ => Ok(Reservation::InFlight),
     }
 }
 
-/// Stores the answer; called inside the transaction that created the resource.
+/// Stores the answer; called inside the transaction that holds the key and created the
+/// resource.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     client: &ClientId,
     key: &str,
+    hash: &str,
     status: u16,
     body: &Value,
     resource_id: &str,
 ) -> QueryResult<()> {
-    diesel::update(ik::table.find((client.as_str(), key)))
-        .set((
+    diesel::insert_into(ik::table)
+        .values((
+            ik::client_id.eq(client.as_str()),
+            ik::idempotency_key.eq(key),
+            ik::request_hash.eq(hash),
             ik::response_status.eq(i32::from(status)),
             ik::response_body.eq(body),
             ik::resource_id.eq(resource_id),
         ))
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Frees a reservation whose request failed, so the client may retry with the same key.
-pub async fn release(
-    conn: &mut AsyncPgConnection,
-    client: &ClientId,
-    key: &str,
-) -> QueryResult<()> {
-    diesel::delete(ik::table.find((client.as_str(), key)))
-        .filter(ik::response_status.is_null())
+        // An abandoned reservation of an earlier version is taken over.
+        .on_conflict((ik::client_id, ik::idempotency_key))
+        .do_update()
+        .set((
+            ik::request_hash.eq(hash),
+            ik::response_status.eq(i32::from(status)),
+            ik::response_body.eq(body),
+            ik::resource_id.eq(resource_id),
+            ik::created_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)
         .await
         .map(|_| ())

@@ -155,11 +155,6 @@ const CATEGORIES: [Category; 10] = [
     },
 ];
 
-/// The category codes, in the order of [`CATEGORIES`].
-pub fn categories() -> Vec<&'static str> {
-    CATEGORIES.iter().map(|c| c.code).collect()
-}
-
 fn hex64(rng: &mut StdRng) -> String {
     (0..32)
         .map(|_| format!("{:02x}", rng.gen::<u8>()))

@@ -28,16 +28,14 @@ use crate::{complaint, stack::lock};
 
 /// One partner app: an OAuth client of a tenant and its current access token.
 pub struct Partner {
-    pub tenant_id: String,
     pub client_id: String,
     pub client_secret: String,
     token: RwLock<(u64, String)>,
 }
 
 impl Partner {
-    pub fn new(tenant_id: String, client_id: String, client_secret: String) -> Self {
+    pub fn new(client_id: String, client_secret: String) -> Self {
         Self {
-            tenant_id,
             client_id,
             client_secret,
             token: RwLock::new((0, String::new())),

@@ -356,11 +356,7 @@ async fn start(
     let admin_http = reqwest::Client::new();
     let mut partners = Vec::new();
     for t in &tenants {
-        let first = Partner::new(
-            t.tenant_id.clone(),
-            t.client_id.clone(),
-            t.client_secret.clone(),
-        );
+        let first = Partner::new(t.client_id.clone(), t.client_secret.clone());
         first.refresh(&admin_http, &base, 0).await?;
         for k in 1..common.clients_per_tenant.max(1) {
             let r = admin_http
@@ -375,11 +371,7 @@ async fn start(
             else {
                 bail!("creating a partner client answered {status}: {v}");
             };
-            partners.push(Arc::new(Partner::new(
-                t.tenant_id.clone(),
-                id.into(),
-                secret.into(),
-            )));
+            partners.push(Arc::new(Partner::new(id.into(), secret.into())));
         }
         partners.push(Arc::new(first));
     }
@@ -916,15 +908,14 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
     };
     // Five processes share one Postgres (max_connections is often 100): smaller pools, still
     // more connections per process than it has requests in flight at the drill's rate.
-    let (api_env, worker_env): (Vec<(String, String)>, Vec<(String, String)>) =
-        if args.kind == DrillKind::Scale {
-            (
-                vec![("REDRESS_DB_POOL_SIZE".into(), "8".into())],
-                vec![("REDRESS_DB_POOL_SIZE".into(), "8".into())],
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
+    let (api_env, worker_env): (EnvVars, EnvVars) = if args.kind == DrillKind::Scale {
+        (
+            vec![("REDRESS_DB_POOL_SIZE".into(), "8".into())],
+            vec![("REDRESS_DB_POOL_SIZE".into(), "8".into())],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let pg_restart = match (&args.pg_restart, args.kind) {
         (Some(c), _) => c.clone(),
         (None, DrillKind::RestartPostgres) => default_pg_restart()?,
@@ -1187,3 +1178,6 @@ async fn poll_readyz(url: String, for_how_long: Duration) -> BTreeMap<String, u6
     }
     seen
 }
+
+/// Environment variables handed to a child process.
+type EnvVars = Vec<(String, String)>;

@@ -5,7 +5,7 @@
 use std::{
     collections::HashMap,
     net::TcpListener,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -72,7 +72,6 @@ impl Proc {
 pub type Pids = Arc<Mutex<HashMap<String, (Kind, u32)>>>;
 
 pub struct Stack {
-    pub run_id: String,
     pub database_url: String,
     pub namespace: String,
     pub cfg: StackConfig,
@@ -115,7 +114,6 @@ impl Stack {
         let database_url = format!("{server}/{db_name}");
         let key_path = cfg.run_dir.join("signing.pem");
         let stack = Stack {
-            run_id: run_id.to_owned(),
             database_url,
             namespace: format!("bench_{run_id}"),
             key_path,
@@ -328,10 +326,6 @@ impl Stack {
             .execute(&mut admin)
             .await?;
         Ok(())
-    }
-
-    pub fn run_dir(&self) -> &Path {
-        &self.cfg.run_dir
     }
 }
 

@@ -203,6 +203,68 @@ async fn an_idempotent_retry_returns_the_same_complaint_and_a_changed_body_is_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_while_the_first_request_holds_the_key_is_409_and_a_dead_request_frees_it_at_once()
+{
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (tenant, token) = app.tenant_and_token().await;
+    // One body for every retry: a retry with another body is a different request (422).
+    let body = example_complaint();
+    let send = || {
+        app.http
+            .post(app.url("/v1/complaints"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "held-key")
+            .json(&body)
+            .send()
+    };
+    // Hold the key the way a request in flight holds it: the transaction-scoped advisory
+    // lock of its intake transaction (api/src/idempotency.rs).
+    let mut first = app.db().await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut first)
+        .await
+        .unwrap();
+    diesel::sql_query("SELECT pg_advisory_xact_lock(7655, hashtext($1 || E'\\n' || $2))")
+        .bind::<diesel::sql_types::Text, _>(&tenant.client_id)
+        .bind::<diesel::sql_types::Text, _>("held-key")
+        .execute(&mut first)
+        .await
+        .unwrap();
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("idempotency-key-in-flight"),
+        "{problem}"
+    );
+
+    // The first request dies with its connection (an API killed mid-request): the key is
+    // free again without waiting for any timeout, and nothing of the first was stored.
+    drop(first);
+    let mut status = 0;
+    for _ in 0..40 {
+        status = send().await.unwrap().status().as_u16();
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 202);
+    let replay = send().await.unwrap();
+    assert_eq!(replay.status(), 202);
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_numbers_are_masked_before_storage_and_phones_in_lists() {
     let app = TestApp::spawn_with(Options {
         worker: false,

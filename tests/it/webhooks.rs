@@ -1132,6 +1132,59 @@ async fn an_endpoint_at_its_concurrency_limit_is_sent_one_message_per_round_and_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_to_one_endpoint_drains_as_fast_as_it_answers_not_one_batch_per_poll_interval() {
+    let case = DbCase::new().await;
+    let rx = Receiver::always(Reply::status(204).after(Duration::from_millis(20)))
+        .await
+        .unwrap();
+    let endpoint = case
+        .endpoint(&rx.url("/"), &[model::COMPLAINT_ROUTED])
+        .await;
+    for n in 0..40 {
+        case.enqueue(model::COMPLAINT_ROUTED, json!({"n": n})).await;
+    }
+    // A poll interval long enough that one batch per poll would take 20 s for 40 messages.
+    let d = case.dispatcher(|s| {
+        s.webhooks.per_endpoint_concurrency = 2;
+        s.webhooks.poll_interval_ms = 1_000;
+    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(d.run(shutdown.clone()));
+    let started = std::time::Instant::now();
+    wait_for_delivered(&case, &endpoint, 40, Duration::from_secs(8)).await;
+    let took = started.elapsed();
+    shutdown.cancel();
+    running.await.unwrap();
+    assert!(took < Duration::from_secs(8), "40 messages took {took:?}");
+    assert_eq!(rx.requests().len(), 40, "each message sent once");
+    case.finish().await;
+}
+
+async fn wait_for_delivered(
+    case: &DbCase,
+    endpoint: &WebhookEndpointId,
+    n: usize,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let delivered = case
+            .messages(endpoint)
+            .await
+            .iter()
+            .filter(|m| m.status == store::STATUS_DELIVERED)
+            .count();
+        if delivered >= n {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{delivered} of {n} messages delivered within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_holds_back_every_message_to_that_endpoint() {
     let case = DbCase::new().await;
     let slow = Receiver::always(Reply::status(429).header("Retry-After", "30"))

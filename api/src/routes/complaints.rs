@@ -55,46 +55,19 @@ pub async fn create(
     // The categories are those of the tenant's routing in force.
     crate::routes::routing::check_category(&mut conn, &caller.tenant_id, &input.category).await?;
 
-    if let Some(key) = &key {
-        match idempotency::reserve(
-            &mut conn,
-            &caller.client_id,
-            key,
-            &idempotency::request_hash(&raw),
-        )
-        .await?
-        {
-            Reservation::Fresh => {}
-            Reservation::Replay {
-                status,
-                body,
-                resource_id,
-            } => {
-                let mut r = HttpResponse::build(
-                    actix_web::http::StatusCode::from_u16(status)
-                        .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
-                );
-                if let Some(id) = resource_id {
-                    r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
-                }
-                r.insert_header(("Idempotent-Replayed", "true"));
-                return Ok(r.json(body));
-            }
-            Reservation::InFlight => return Err(ApiError::Conflict {
-                kind: "idempotency-key-in-flight",
-                detail:
-                    "A request with this Idempotency-Key is still being processed; retry shortly"
-                        .into(),
-                extra: json!({}),
-            }),
-            Reservation::Mismatch => return Err(ApiError::IdempotencyMismatch),
-        }
-    }
-
+    // The key is taken, checked and completed inside the transaction that files the
+    // complaint: one commit per complaint, and a crash in between leaves nothing behind.
+    let hash = key.as_ref().map(|_| idempotency::request_hash(&raw));
     let id = ComplaintId::generate();
     let now = Utc::now();
     let outcome = conn
         .transaction(async |conn| {
+            if let (Some(key), Some(hash)) = (&key, &hash) {
+                match idempotency::reserve(conn, &caller.client_id, key, hash).await? {
+                    Reservation::Fresh => {}
+                    held => return Ok(Filed::Held(held)),
+                }
+            }
             let row = complaints::insert_submitted(
                 conn,
                 &caller.tenant_id,
@@ -110,28 +83,49 @@ pub async fn create(
             let body = serde_json::to_value(&view).map_err(|e| {
                 InsertError::Db(diesel::result::Error::SerializationError(Box::new(e)))
             })?;
-            if let Some(key) = &key {
-                idempotency::complete(conn, &caller.client_id, key, 202, &body, id.as_str())
+            if let (Some(key), Some(hash)) = (&key, &hash) {
+                idempotency::complete(conn, &caller.client_id, key, hash, 202, &body, id.as_str())
                     .await?;
             }
-            Ok::<_, InsertError>(body)
+            Ok::<_, InsertError>(Filed::Created(body))
         })
         .await;
     let body = match outcome {
-        Ok(body) => body,
-        Err(error) => {
-            if let Some(key) = &key {
-                let _ = idempotency::release(&mut conn, &caller.client_id, key).await;
+        Ok(Filed::Created(body)) => body,
+        Ok(Filed::Held(Reservation::Replay {
+            status,
+            body,
+            resource_id,
+        })) => {
+            let mut r = HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
+            );
+            if let Some(id) = resource_id {
+                r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
             }
-            return Err(match error {
-                InsertError::DuplicateExternalRef(existing) => ApiError::Conflict {
-                    kind: "duplicate-external-ref",
-                    detail: format!("external_ref is already used by complaint {existing}"),
-                    extra: json!({ "complaint_id": existing }),
-                },
-                InsertError::Db(e) => e.into(),
-            });
+            r.insert_header(("Idempotent-Replayed", "true"));
+            return Ok(r.json(body));
         }
+        Ok(Filed::Held(Reservation::Mismatch)) => return Err(ApiError::IdempotencyMismatch),
+        // `Fresh` never comes back held; answering "in flight" is the safe reading.
+        Ok(Filed::Held(Reservation::InFlight | Reservation::Fresh)) => {
+            return Err(ApiError::Conflict {
+                kind: "idempotency-key-in-flight",
+                detail:
+                    "A request with this Idempotency-Key is still being processed; retry shortly"
+                        .into(),
+                extra: json!({}),
+            })
+        }
+        Err(InsertError::DuplicateExternalRef(existing)) => {
+            return Err(ApiError::Conflict {
+                kind: "duplicate-external-ref",
+                detail: format!("external_ref is already used by complaint {existing}"),
+                extra: json!({ "complaint_id": existing }),
+            })
+        }
+        Err(InsertError::Db(e)) => return Err(e.into()),
     };
     drop(conn);
     // The outbox row is committed; wake the relay so routing starts now, not at its next poll.
@@ -140,6 +134,13 @@ pub async fn create(
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/complaints/{id}")))
         .json(body))
+}
+
+/// What the intake transaction did: filed the complaint, or stopped at the
+/// `Idempotency-Key`.
+enum Filed {
+    Created(Value),
+    Held(Reservation),
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {

@@ -135,13 +135,16 @@ pub async fn insert_submitted(
             complaints::details.eq(details),
             complaints::created_at.eq(now),
             complaints::updated_at.eq(now),
+            // The first event is numbered 1 below; writing it here spares the update that
+            // `append_event` would make, and the read-back of the row.
+            complaints::last_sequence.eq(1),
         ))
         .on_conflict_do_nothing()
         .returning(ComplaintRow::as_returning())
         .get_result(conn)
         .await
         .optional()?;
-    let Some(_) = inserted else {
+    let Some(row) = inserted else {
         // The only unique constraint besides the (fresh) primary key is external_ref.
         let existing: String = complaints::table
             .filter(complaints::client_id.eq(client.as_str()))
@@ -152,10 +155,11 @@ pub async fn insert_submitted(
         return Err(InsertError::DuplicateExternalRef(existing));
     };
     let data = serde_json::json!({ "status": Status::Submitted, "category": input.category });
-    append_event(
+    insert_event(
         conn,
         tenant,
         id,
+        1,
         crate::domain::events::SUBMITTED,
         &crate::domain::events::actor_client(client.as_str()),
         data,
@@ -173,13 +177,7 @@ pub async fn insert_submitted(
         },
     )
     .await?;
-    // Read back so last_sequence reflects the first event.
-    complaints::table
-        .find(id.as_str())
-        .select(ComplaintRow::as_select())
-        .first(conn)
-        .await
-        .map_err(InsertError::from)
+    Ok(row)
 }
 
 /// Appends one event, numbering it after the complaint's last. The complaint row is updated
@@ -206,6 +204,26 @@ pub async fn append_event(
     .returning(complaints::last_sequence)
     .get_result(conn)
     .await?;
+    insert_event(
+        conn, tenant, complaint, sequence, event_type, actor, data, now,
+    )
+    .await
+}
+
+/// Writes event number `sequence` and the webhooks it announces. Callers own the numbering:
+/// [`append_event`] under the complaint's row lock, [`insert_submitted`] for event 1 of a
+/// complaint created in the same transaction.
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    complaint: &ComplaintId,
+    sequence: i32,
+    event_type: &str,
+    actor: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> QueryResult<EventRow> {
     let event = diesel::insert_into(complaint_events::table)
         .values((
             complaint_events::id.eq(EventId::generate().as_str()),

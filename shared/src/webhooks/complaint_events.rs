@@ -1,5 +1,5 @@
-//! From a complaint's history to its webhooks. [`crate::db::complaints::append_event`] is
-//! the one place every complaint event is written, and it calls
+//! From a complaint's history to its webhooks. Every complaint event is written by
+//! [`crate::db::complaints`] (`append_event`, and `insert_submitted` for the first), which calls
 //! [`enqueue_for_complaint_event`] in the same transaction, so an event and its webhooks
 //! commit together or not at all.
 

@@ -102,10 +102,11 @@ impl Dispatcher {
                 p = self.take_permits() => p,
             };
             let Some(permits) = permits else { break };
-            let pause = match self.claim_and_start(permits, &mut tasks).await {
+            let (pause, wake_on_completion) = match self.claim_and_start(permits, &mut tasks).await
+            {
                 Ok(0) => {
                     backoff = self.inner.poll;
-                    self.inner.poll
+                    (self.inner.poll, true)
                 }
                 Ok(_) => {
                     backoff = self.inner.poll;
@@ -114,12 +115,18 @@ impl Dispatcher {
                 Err(error) => {
                     tracing::warn!(%error, "webhook dispatcher cannot reach the database");
                     backoff = (backoff * 2).min(Duration::from_secs(30));
-                    backoff
+                    (backoff, false)
                 }
             };
+            // Nothing claimable may only mean that every endpoint with due messages is at its
+            // per-endpoint limit. An attempt finishing frees a slot, so wake then rather than
+            // a whole poll interval later: otherwise a backlog to one endpoint drains at about
+            // `per_endpoint_concurrency` messages per poll interval (measured: ~10/s with a
+            // receiver answering in under 1 ms; docs/PERFORMANCE.md).
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(pause) => {}
+                Some(_) = tasks.join_next(), if wake_on_completion && !tasks.is_empty() => {}
             }
         }
         while tasks.join_next().await.is_some() {}

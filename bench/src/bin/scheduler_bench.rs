@@ -1,7 +1,7 @@
-//! `scheduler-bench`: how the SLA scheduler behaves with a million running clocks.
+//! `scheduler_bench`: how the SLA scheduler behaves with a million running clocks.
 //!
 //! ```text
-//! cargo run --release -p redress-worker --bin scheduler-bench -- \
+//! cargo run --release -p redress-bench --bin scheduler_bench -- \
 //!     [--clocks 1000000] [--due 10000] [--schedulers 3] [--concurrency 8] [--keep]
 //! ```
 //!
@@ -57,7 +57,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--keep" => args.keep = true,
             "-h" | "--help" => {
                 println!(
-                    "scheduler-bench [--clocks N] [--due N] [--schedulers N] [--concurrency N] [--keep]"
+                    "scheduler_bench [--clocks N] [--due N] [--schedulers N] [--concurrency N] [--keep]"
                 );
                 std::process::exit(0);
             }
