@@ -9,7 +9,8 @@
 //! costs one commit, not two (a reservation committed on its own, then the work).
 
 use chrono::{Duration, Utc};
-use diesel::{prelude::*, sql_types};
+// `filter` on an upsert (its `DO UPDATE … WHERE`) is not in the prelude.
+use diesel::{prelude::*, query_dsl::methods::FilterDsl, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use redress_shared::{db::schema::idempotency_keys as ik, ids::ClientId};
 use serde_json::Value;
@@ -54,10 +55,13 @@ pub fn request_hash(body: &Value) -> String {
     hex::encode(Sha256::digest(body.to_string().as_bytes()))
 }
 
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = sql_types::Bool)]
-    locked: bool,
+diesel::define_sql_function! {
+    /// Takes a transaction-scoped advisory lock if it is free; never waits.
+    fn pg_try_advisory_xact_lock(class: sql_types::Integer, key: sql_types::Integer) -> sql_types::Bool;
+}
+diesel::define_sql_function! {
+    /// Postgres's 32-bit hash of a text.
+    fn hashtext(value: sql_types::Text) -> sql_types::Integer;
 }
 
 /// Takes the key for the caller's transaction, or says why not. Must run inside the
@@ -68,31 +72,44 @@ pub async fn reserve(
     key: &str,
     hash: &str,
 ) -> QueryResult<Reservation> {
+    // The lock and the look-up are pipelined: one round trip. Postgres runs them in order,
+    // and the look-up's snapshot is taken when it starts, after the lock is held, so it
+    // sees the answer of any request that held the key before. (Both statements are built
+    // with the query builder, not raw SQL, so they are prepared once per connection and
+    // cannot be reordered by a prepare round trip of one of them.)
+    //
     // hashtext is 32 bits: two different keys in flight at the same moment sharing a lock
     // would only make one of them answer 409 and be retried.
-    let Locked { locked } = diesel::sql_query(
-        "SELECT pg_try_advisory_xact_lock($1, hashtext($2 || E'\\n' || $3)) AS locked",
-    )
-    .bind::<sql_types::Integer, _>(LOCK_CLASS)
-    .bind::<sql_types::Text, _>(client.as_str())
-    .bind::<sql_types::Text, _>(key)
-    .get_result(conn)
-    .await?;
-    if !locked {
+    let shared: &AsyncPgConnection = conn;
+    let lock = async {
+        let mut c = shared;
+        diesel::select(pg_try_advisory_xact_lock(
+            LOCK_CLASS,
+            hashtext(format!("{}\n{key}", client.as_str())),
+        ))
+        .get_result::<bool>(&mut c)
+        .await
+    };
+    let lookup = async {
+        let mut c = shared;
+        ik::table
+            .find((client.as_str(), key))
+            .select((
+                ik::request_hash,
+                ik::response_status,
+                ik::response_body,
+                ik::resource_id,
+                ik::created_at,
+            ))
+            .first::<StoredKey>(&mut c)
+            .await
+            .optional()
+    };
+    let (locked, stored) = futures::join!(lock, lookup);
+    if !locked? {
         return Ok(Reservation::InFlight);
     }
-    let stored: Option<StoredKey> = ik::table
-        .find((client.as_str(), key))
-        .select((
-            ik::request_hash,
-            ik::response_status,
-            ik::response_body,
-            ik::resource_id,
-            ik::created_at,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
+    let stored = stored?;
     let Some((stored_hash, status, body, resource_id, created_at)) = stored else {
         return Ok(Reservation::Fresh);
     };
@@ -113,7 +130,8 @@ pub async fn reserve(
 }
 
 /// Stores the answer; called inside the transaction that holds the key and created the
-/// resource.
+/// resource. `false` when another request completed the key meanwhile, which the lock
+/// rules out; the caller then rolls back rather than answer twice for one key.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     client: &ClientId,
@@ -122,7 +140,7 @@ pub async fn complete(
     status: u16,
     body: &Value,
     resource_id: &str,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     diesel::insert_into(ik::table)
         .values((
             ik::client_id.eq(client.as_str()),
@@ -132,7 +150,8 @@ pub async fn complete(
             ik::response_body.eq(body),
             ik::resource_id.eq(resource_id),
         ))
-        // An abandoned reservation of an earlier version is taken over.
+        // An abandoned reservation of an earlier version is taken over; a completed key
+        // never is.
         .on_conflict((ik::client_id, ik::idempotency_key))
         .do_update()
         .set((
@@ -142,7 +161,8 @@ pub async fn complete(
             ik::resource_id.eq(resource_id),
             ik::created_at.eq(diesel::dsl::now),
         ))
+        .filter(ik::response_status.is_null())
         .execute(conn)
         .await
-        .map(|_| ())
+        .map(|n| n == 1)
 }

@@ -109,6 +109,10 @@ struct Common {
     /// Keep the scratch database, the broker objects and the logs.
     #[arg(long, global = true)]
     keep: bool,
+    /// A Postgres setting for the scratch database only, e.g. `--db-setting
+    /// log_min_duration_statement=0` to profile statements (repeatable).
+    #[arg(long = "db-setting", global = true, value_parser = parse_setting)]
+    db_settings: Vec<(String, String)>,
 }
 
 #[derive(Subcommand)]
@@ -192,6 +196,13 @@ struct DrillArgs {
     apis: usize,
     #[arg(long, default_value_t = 3)]
     workers: usize,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -312,6 +323,7 @@ async fn start(
         api_env,
         worker_env,
         keep: common.keep,
+        db_settings: common.db_settings.clone(),
         run_dir: std::env::temp_dir().join(format!("redress-bench-{run_id}")),
     };
     eprintln!("run {run_id}: logs in {}", cfg.run_dir.display());

@@ -31,6 +31,9 @@ pub struct StackConfig {
     pub worker_env: Vec<(String, String)>,
     /// Keep the scratch database and the broker objects afterwards.
     pub keep: bool,
+    /// `ALTER DATABASE … SET name = value` for the scratch database, before anything
+    /// connects (profiling: `log_min_duration_statement=0`; experiments).
+    pub db_settings: Vec<(String, String)>,
     pub run_dir: PathBuf,
 }
 
@@ -111,6 +114,20 @@ impl Stack {
         diesel::sql_query(format!("CREATE DATABASE \"{db_name}\""))
             .execute(&mut admin)
             .await?;
+        for (name, value) in &cfg.db_settings {
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                bail!("`{name}` is not a setting name");
+            }
+            diesel::sql_query(format!(
+                "ALTER DATABASE \"{db_name}\" SET {name} = '{}'",
+                value.replace('\'', "''")
+            ))
+            .execute(&mut admin)
+            .await?;
+        }
         let database_url = format!("{server}/{db_name}");
         let key_path = cfg.run_dir.join("signing.pem");
         let stack = Stack {

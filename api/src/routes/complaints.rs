@@ -84,10 +84,21 @@ pub async fn create(
                 InsertError::Db(diesel::result::Error::SerializationError(Box::new(e)))
             })?;
             if let (Some(key), Some(hash)) = (&key, &hash) {
-                idempotency::complete(conn, &caller.client_id, key, hash, 202, &body, id.as_str())
-                    .await?;
+                let stored = idempotency::complete(
+                    conn,
+                    &caller.client_id,
+                    key,
+                    hash,
+                    202,
+                    &body,
+                    id.as_str(),
+                )
+                .await?;
+                if !stored {
+                    return Err(IntakeError::KeyTakenMeanwhile);
+                }
             }
-            Ok::<_, InsertError>(Filed::Created(body))
+            Ok::<_, IntakeError>(Filed::Created(body))
         })
         .await;
     let body = match outcome {
@@ -108,8 +119,10 @@ pub async fn create(
             return Ok(r.json(body));
         }
         Ok(Filed::Held(Reservation::Mismatch)) => return Err(ApiError::IdempotencyMismatch),
-        // `Fresh` never comes back held; answering "in flight" is the safe reading.
-        Ok(Filed::Held(Reservation::InFlight | Reservation::Fresh)) => {
+        // `Fresh` never comes back held; answering "in flight" is the safe reading, and so
+        // it is for a key completed by another request meanwhile (the retry gets the replay).
+        Ok(Filed::Held(Reservation::InFlight | Reservation::Fresh))
+        | Err(IntakeError::KeyTakenMeanwhile) => {
             return Err(ApiError::Conflict {
                 kind: "idempotency-key-in-flight",
                 detail:
@@ -118,14 +131,24 @@ pub async fn create(
                 extra: json!({}),
             })
         }
-        Err(InsertError::DuplicateExternalRef(existing)) => {
+        Err(IntakeError::Insert(InsertError::DuplicateExternalRef)) => {
+            // The transaction is rolled back; the complaint holding the reference is not.
+            let existing = match input.external_ref.as_deref() {
+                Some(r) => complaints::id_by_external_ref(&mut conn, &caller.client_id, r).await?,
+                None => None,
+            };
             return Err(ApiError::Conflict {
                 kind: "duplicate-external-ref",
-                detail: format!("external_ref is already used by complaint {existing}"),
+                detail: match &existing {
+                    Some(existing) => {
+                        format!("external_ref is already used by complaint {existing}")
+                    }
+                    None => "external_ref is already used by another complaint".into(),
+                },
                 extra: json!({ "complaint_id": existing }),
-            })
+            });
         }
-        Err(InsertError::Db(e)) => return Err(e.into()),
+        Err(IntakeError::Insert(InsertError::Db(e))) => return Err(e.into()),
     };
     drop(conn);
     // The outbox row is committed; wake the relay so routing starts now, not at its next poll.
@@ -134,6 +157,26 @@ pub async fn create(
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/complaints/{id}")))
         .json(body))
+}
+
+/// Why the intake transaction rolled back.
+enum IntakeError {
+    Insert(InsertError),
+    /// Another request completed the same `Idempotency-Key` while this one held it (the
+    /// advisory lock rules this out; the check is a second line).
+    KeyTakenMeanwhile,
+}
+
+impl From<InsertError> for IntakeError {
+    fn from(e: InsertError) -> Self {
+        IntakeError::Insert(e)
+    }
+}
+
+impl From<diesel::result::Error> for IntakeError {
+    fn from(e: diesel::result::Error) -> Self {
+        IntakeError::Insert(InsertError::Db(e))
+    }
 }
 
 /// What the intake transaction did: filed the complaint, or stopped at the

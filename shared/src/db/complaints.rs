@@ -104,14 +104,21 @@ impl EventRow {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
-    #[error("external_ref already used by complaint {0}")]
-    DuplicateExternalRef(String),
+    /// The client already has a complaint with this `external_ref`. The transaction is
+    /// aborted by then; [`id_by_external_ref`] finds the existing complaint afterwards.
+    #[error("external_ref already used by another complaint of this client")]
+    DuplicateExternalRef,
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
 
 /// Files a complaint: the row, its first event and the outbox message that will wake the
 /// worker, in the caller's transaction, so either all three exist or none does.
+///
+/// The three inserts are pipelined (sent together, answered together): one round trip to
+/// Postgres instead of three, and round trips are most of what intake costs the API and
+/// the database (docs/PERFORMANCE.md). Postgres still runs them one after the other, in
+/// this order.
 pub async fn insert_submitted(
     conn: &mut AsyncPgConnection,
     tenant: &TenantId,
@@ -122,62 +129,79 @@ pub async fn insert_submitted(
 ) -> Result<ComplaintRow, InsertError> {
     let details = serde_json::to_value(input)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let inserted = diesel::insert_into(complaints::table)
-        .values((
-            complaints::id.eq(id.as_str()),
-            complaints::tenant_id.eq(tenant.as_str()),
-            complaints::client_id.eq(client.as_str()),
-            complaints::external_ref.eq(input.external_ref.as_deref()),
-            complaints::status.eq(Status::Submitted.as_str()),
-            complaints::category.eq(&input.category),
-            complaints::provider.eq(&input.respondent.provider),
-            complaints::complainant_kind.eq(&input.complainant.kind),
-            complaints::details.eq(details),
-            complaints::created_at.eq(now),
-            complaints::updated_at.eq(now),
-            // The first event is numbered 1 below; writing it here spares the update that
-            // `append_event` would make, and the read-back of the row.
-            complaints::last_sequence.eq(1),
-        ))
-        .on_conflict_do_nothing()
-        .returning(ComplaintRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    let Some(row) = inserted else {
-        // The only unique constraint besides the (fresh) primary key is external_ref.
-        let existing: String = complaints::table
-            .filter(complaints::client_id.eq(client.as_str()))
-            .filter(complaints::external_ref.eq(input.external_ref.as_deref()))
-            .select(complaints::id)
-            .first(conn)
-            .await?;
-        return Err(InsertError::DuplicateExternalRef(existing));
-    };
     let data = serde_json::json!({ "status": Status::Submitted, "category": input.category });
-    insert_event(
-        conn,
+    let actor = crate::domain::events::actor_client(client.as_str());
+    let message = QueueMessage {
+        message_id: uuid::Uuid::now_v7(),
+        message_type: crate::domain::events::SUBMITTED.to_owned(),
+        tenant_id: tenant.to_string(),
+        complaint_id: id.to_string(),
+        occurred_at: now,
+    };
+    let shared: &AsyncPgConnection = conn;
+    let complaint = async {
+        let mut c = shared;
+        diesel::insert_into(complaints::table)
+            .values((
+                complaints::id.eq(id.as_str()),
+                complaints::tenant_id.eq(tenant.as_str()),
+                complaints::client_id.eq(client.as_str()),
+                complaints::external_ref.eq(input.external_ref.as_deref()),
+                complaints::status.eq(Status::Submitted.as_str()),
+                complaints::category.eq(&input.category),
+                complaints::provider.eq(&input.respondent.provider),
+                complaints::complainant_kind.eq(&input.complainant.kind),
+                complaints::details.eq(details),
+                complaints::created_at.eq(now),
+                complaints::updated_at.eq(now),
+                // The first event is numbered 1 below; writing it here spares the update
+                // that `append_event` would make, and the read-back of the row.
+                complaints::last_sequence.eq(1),
+            ))
+            .on_conflict_do_nothing()
+            .returning(ComplaintRow::as_returning())
+            .get_result(&mut c)
+            .await
+            .optional()
+    };
+    let event = insert_event_row(
+        shared,
         tenant,
         id,
         1,
         crate::domain::events::SUBMITTED,
-        &crate::domain::events::actor_client(client.as_str()),
+        &actor,
         data,
         now,
-    )
-    .await?;
-    outbox::enqueue(
-        conn,
-        &QueueMessage {
-            message_id: uuid::Uuid::now_v7(),
-            message_type: crate::domain::events::SUBMITTED.to_owned(),
-            tenant_id: tenant.to_string(),
-            complaint_id: id.to_string(),
-            occurred_at: now,
-        },
-    )
-    .await?;
+    );
+    let queued = outbox::enqueue(shared, &message);
+    let (complaint, event, queued) = futures::join!(complaint, event, queued);
+    // An `external_ref` the client already used makes the complaint insert do nothing; the
+    // event insert then fails its foreign key and aborts the transaction, so the caller
+    // looks the existing complaint up after the rollback.
+    let Some(row) = complaint? else {
+        return Err(InsertError::DuplicateExternalRef);
+    };
+    let event = event?;
+    queued?;
+    // Same transaction: an event and the webhooks announcing it commit together.
+    crate::webhooks::complaint_events::enqueue_for_complaint_event(conn, tenant, &event).await?;
     Ok(row)
+}
+
+/// The client's complaint with this `external_ref`, if any.
+pub async fn id_by_external_ref(
+    conn: &mut AsyncPgConnection,
+    client: &ClientId,
+    external_ref: &str,
+) -> QueryResult<Option<String>> {
+    complaints::table
+        .filter(complaints::client_id.eq(client.as_str()))
+        .filter(complaints::external_ref.eq(external_ref))
+        .select(complaints::id)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Appends one event, numbering it after the complaint's last. The complaint row is updated
@@ -204,18 +228,22 @@ pub async fn append_event(
     .returning(complaints::last_sequence)
     .get_result(conn)
     .await?;
-    insert_event(
+    let event = insert_event_row(
         conn, tenant, complaint, sequence, event_type, actor, data, now,
     )
-    .await
+    .await?;
+    // Same transaction: an event and the webhooks announcing it commit together.
+    crate::webhooks::complaint_events::enqueue_for_complaint_event(conn, tenant, &event).await?;
+    Ok(event)
 }
 
-/// Writes event number `sequence` and the webhooks it announces. Callers own the numbering:
-/// [`append_event`] under the complaint's row lock, [`insert_submitted`] for event 1 of a
-/// complaint created in the same transaction.
+/// Writes event number `sequence`. Callers own the numbering ([`append_event`] under the
+/// complaint's row lock, [`insert_submitted`] for event 1 of a complaint it creates) and
+/// queue the event's webhooks right after. Takes a shared reference so it can be pipelined
+/// with other statements of the transaction.
 #[allow(clippy::too_many_arguments)]
-async fn insert_event(
-    conn: &mut AsyncPgConnection,
+async fn insert_event_row(
+    conn: &AsyncPgConnection,
     tenant: &TenantId,
     complaint: &ComplaintId,
     sequence: i32,
@@ -224,7 +252,8 @@ async fn insert_event(
     data: Value,
     now: DateTime<Utc>,
 ) -> QueryResult<EventRow> {
-    let event = diesel::insert_into(complaint_events::table)
+    let mut c = conn;
+    diesel::insert_into(complaint_events::table)
         .values((
             complaint_events::id.eq(EventId::generate().as_str()),
             complaint_events::tenant_id.eq(tenant.as_str()),
@@ -236,11 +265,8 @@ async fn insert_event(
             complaint_events::at.eq(now),
         ))
         .returning(EventRow::as_returning())
-        .get_result(conn)
-        .await?;
-    // Same transaction: an event and the webhooks announcing it commit together.
-    crate::webhooks::complaint_events::enqueue_for_complaint_event(conn, tenant, &event).await?;
-    Ok(event)
+        .get_result(&mut c)
+        .await
 }
 
 /// One complaint, if the scope may see it.

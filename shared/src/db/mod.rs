@@ -40,11 +40,19 @@ impl DbError {
         match self {
             DbError::Pool(_) => true,
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                // The driver reports a connection that went away under a query ("connection
+                // closed": Postgres restarted, or killed the backend) as a command it could
+                // not send. The restart-postgres drill of redress-bench found these answered
+                // as 500s and, in the worker, spending a message's delivery attempts.
                 matches!(
                     kind,
                     diesel::result::DatabaseErrorKind::SerializationFailure
                         | diesel::result::DatabaseErrorKind::ClosedConnection
+                        | diesel::result::DatabaseErrorKind::UnableToSendCommand
                 ) || info.message().contains("terminating connection")
+                    // 57P03: "the database system is starting up / shutting down / in
+                    // recovery mode".
+                    || info.message().starts_with("the database system is")
             }
             DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
             _ => false,
@@ -106,4 +114,30 @@ pub async fn revert_all(database_url: &str) -> Result<(), DbError> {
     })
     .await
     .map_err(|e| DbError::Migration(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::DbError;
+
+    #[test]
+    fn a_connection_lost_under_a_query_is_transient_and_a_broken_constraint_is_not() {
+        let lost = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_owned()),
+        ));
+        assert!(lost.is_transient());
+        let starting = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("the database system is starting up".to_owned()),
+        ));
+        assert!(starting.is_transient());
+        let duplicate = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new("duplicate key value".to_owned()),
+        ));
+        assert!(!duplicate.is_transient());
+    }
 }

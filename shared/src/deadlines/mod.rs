@@ -27,6 +27,7 @@
 pub mod calendars;
 pub mod policies;
 pub mod schema;
+mod statements;
 
 use std::collections::HashMap;
 
@@ -1101,12 +1102,13 @@ pub async fn claim_due(
     lease: TimeDelta,
     limit: i64,
 ) -> QueryResult<Vec<Claim>> {
-    diesel::sql_query(CLAIM_SQL)
-        .bind::<diesel::sql_types::Timestamptz, _>(now)
-        .bind::<diesel::sql_types::BigInt, _>(limit)
-        .bind::<diesel::sql_types::Timestamptz, _>(now + lease)
-        .load(conn)
-        .await
+    statements::ClaimDue {
+        now,
+        limit,
+        until: now + lease,
+    }
+    .load(conn)
+    .await
 }
 
 /// A case a breach asks to move up its ladder; the worker hands it to the routing engine
@@ -1144,13 +1146,14 @@ pub async fn fire(
     // One statement reads the case and the clock and locks the case: every writer that
     // changes a clock's state holds its case's lock (see the module docs), so this alone
     // keeps them out; the guarded update below catches any that does not.
-    let found: Option<FireRow> = diesel::sql_query(FIRE_READ_SQL)
-        .bind::<diesel::sql_types::BigInt, _>(claim.id)
-        .bind::<diesel::sql_types::Text, _>(complaint.as_str())
-        .bind::<diesel::sql_types::Text, _>(tenant.as_str())
-        .get_result(conn)
-        .await
-        .optional()?;
+    let found: Option<FireRow> = statements::FireRead {
+        clock: claim.id,
+        complaint: complaint.to_string(),
+        tenant: tenant.to_string(),
+    }
+    .get_result(conn)
+    .await
+    .optional()?;
     let Some(found) = found else {
         return Ok(Fired::default());
     };
@@ -1185,22 +1188,21 @@ pub async fn fire(
         clock.row.next_fire_at = Some(next_fire(warn_at, clock.progress.warned_at, due_at));
     }
     let rungs = rungs_with(&stored_rungs, &clock);
-    let written: Option<String> = diesel::sql_query(FIRE_WRITE_SQL)
-        .bind::<diesel::sql_types::Text, _>(&clock.row.state)
-        .bind::<diesel::sql_types::Jsonb, _>(json_of(&clock.progress)?)
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(
-            clock.row.next_fire_at,
-        )
-        .bind::<diesel::sql_types::Timestamptz, _>(now)
-        .bind::<diesel::sql_types::BigInt, _>(clock.row.id)
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(seen_next_fire)
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>, _>(rungs)
-        .bind::<diesel::sql_types::Text, _>(complaint.as_str())
-        .bind::<diesel::sql_types::Text, _>(tenant.as_str())
-        .get_result::<Written>(conn)
-        .await
-        .optional()?
-        .map(|w| w.id);
+    let written: Option<String> = statements::FireWrite {
+        state: clock.row.state.clone(),
+        progress: json_of(&clock.progress)?,
+        next_fire_at: clock.row.next_fire_at,
+        now,
+        clock: clock.row.id,
+        seen_next_fire_at: seen_next_fire,
+        rungs,
+        complaint: complaint.to_string(),
+        tenant: tenant.to_string(),
+    }
+    .get_result::<Written>(conn)
+    .await
+    .optional()?
+    .map(|w| w.id);
     if written.is_none() {
         // The clock changed between the read and the write: someone else acted on it.
         return Ok(Fired::default());
@@ -1274,7 +1276,7 @@ pub async fn fire(
 }
 
 /// The case reads and locks with the clock it fires.
-const FIRE_READ_SQL: &str = "\
+pub const FIRE_READ_SQL: &str = "\
 SELECT p.status, p.current_rungs, c.id, c.tenant_id, c.complaint_id, c.channel, c.track,
        c.clock, c.state, c.spec, c.progress, c.due_on, c.due_at, c.next_fire_at,
        c.claimed_until, c.updated_at
@@ -1286,7 +1288,7 @@ FOR UPDATE OF p";
 /// updated only if it is still as it was read (running, same next fire time), and the
 /// case only if the clock was. `updated_at` of the case is left to the event appended next
 /// (same transaction), so this update changes no indexed column and can stay on its page.
-const FIRE_WRITE_SQL: &str = "\
+pub const FIRE_WRITE_SQL: &str = "\
 WITH clock AS (
     UPDATE sla_clocks
     SET state = $1, progress = $2, next_fire_at = $3, claimed_until = NULL, updated_at = $4

@@ -12,10 +12,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::{db::schema::outbox, domain::events::QueueMessage};
 
-/// Queues `message` in the caller's transaction.
-pub async fn enqueue(conn: &mut AsyncPgConnection, message: &QueueMessage) -> QueryResult<()> {
+/// Queues `message` in the caller's transaction. Takes a shared reference so intake can
+/// pipeline it with the complaint's own inserts.
+pub async fn enqueue(conn: &AsyncPgConnection, message: &QueueMessage) -> QueryResult<()> {
     let payload = serde_json::to_value(message)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let mut conn = conn;
     diesel::insert_into(outbox::table)
         .values((
             outbox::message_id.eq(message.message_id),
@@ -23,7 +25,7 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, message: &QueueMessage) -> Qu
             outbox::routing_key.eq(&message.message_type),
             outbox::payload.eq(payload),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }
