@@ -2,6 +2,7 @@
 //! complaint, the Postgres schema and queries, the RabbitMQ topology and the outbox relay.
 
 pub mod amqp;
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod deadlines;

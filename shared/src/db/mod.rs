@@ -2,6 +2,7 @@
 
 pub mod complaints;
 pub mod schema;
+pub mod tenant;
 pub mod tenants;
 
 use diesel_async::{

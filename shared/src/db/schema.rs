@@ -103,3 +103,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     processed_messages,
     idempotency_keys,
 );
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        tenant_id -> Nullable<Text>,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        details -> Jsonb,
+    }
+}
