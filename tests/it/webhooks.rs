@@ -1300,6 +1300,49 @@ async fn an_endpoint_failing_for_days_is_disabled_its_backlog_failed_and_reenabl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_takes_no_more_per_endpoint_than_the_endpoint_has_free_slots() {
+    let case = DbCase::new().await;
+    let busy = case
+        .endpoint(
+            "http://127.0.0.1:9/a",
+            &[model::COMPLAINT_EVIDENCE_REQUESTED],
+        )
+        .await;
+    let quiet = case
+        .endpoint(
+            "http://127.0.0.1:9/b",
+            &[model::COMPLAINT_EVIDENCE_REQUESTED],
+        )
+        .await;
+    // Each event goes to both endpoints: 10 messages each.
+    for _ in 0..10 {
+        case.enqueue(model::COMPLAINT_EVIDENCE_REQUESTED, json!({}))
+            .await;
+    }
+    let mut conn = case.conn().await;
+    let lease = Duration::from_secs(60);
+    let in_flight = vec![(busy.to_string(), 3)];
+    let claimed = store::claim_due(&mut conn, Utc::now(), 64, lease, &in_flight, 4)
+        .await
+        .unwrap();
+    let to = |ep: &WebhookEndpointId| {
+        claimed
+            .iter()
+            .filter(|m| m.endpoint_id == ep.as_str())
+            .count()
+    };
+    assert_eq!(to(&busy), 1, "3 of 4 slots of the busy endpoint are in use");
+    assert_eq!(to(&quiet), 4, "the quiet endpoint has all 4 slots free");
+    // The batch limit still holds across endpoints.
+    let more = store::claim_due(&mut conn, Utc::now(), 2, lease, &[], 4)
+        .await
+        .unwrap();
+    assert_eq!(more.len(), 2);
+    assert!(more.iter().all(|m| !claimed.iter().any(|c| c.id == m.id)));
+    case.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claimed_message_is_leased_and_an_attempt_finishing_after_its_endpoint_was_deleted_is_dropped(
 ) {
     let case = DbCase::new().await;
@@ -1313,13 +1356,13 @@ async fn a_claimed_message_is_leased_and_an_attempt_finishing_after_its_endpoint
         .await;
     let mut conn = case.conn().await;
     let lease = Duration::from_secs(60);
-    let claimed = store::claim_due(&mut conn, Utc::now(), 10, lease, &[])
+    let claimed = store::claim_due(&mut conn, Utc::now(), 10, lease, &[], 4)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].tenant_id, case.tenant.as_str());
     assert!(
-        store::claim_due(&mut conn, Utc::now(), 10, lease, &[])
+        store::claim_due(&mut conn, Utc::now(), 10, lease, &[], 4)
             .await
             .unwrap()
             .is_empty(),
@@ -1327,7 +1370,7 @@ async fn a_claimed_message_is_leased_and_an_attempt_finishing_after_its_endpoint
     );
     // An expired lease (a dispatcher that died mid-send) makes it claimable again.
     let later = Utc::now() + chrono::Duration::seconds(61);
-    let reclaimed = store::claim_due(&mut conn, later, 10, lease, &[])
+    let reclaimed = store::claim_due(&mut conn, later, 10, lease, &[], 4)
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), 1);

@@ -596,39 +596,64 @@ impl ClaimedMessage {
 }
 
 /// Leases up to `limit` due messages of enabled, unthrottled endpoints until `now + lease`,
-/// skipping `busy_endpoints` (those this process already sends to at its per-endpoint
-/// limit). One statement: the lease is committed before any HTTP call, and `SKIP LOCKED`
-/// lets several dispatchers claim side by side without waiting on each other.
+/// at most `per_endpoint` minus what this process already has in flight to each endpoint
+/// (`in_flight`: endpoint id and count, for endpoints with any). One statement: the lease
+/// is committed before any HTTP call, and `SKIP LOCKED` lets several dispatchers claim side
+/// by side without waiting on each other.
+///
+/// Each endpoint is looked at through its own index range (`webhook_messages_endpoint_due`)
+/// and asked only for as many messages as it has free slots. An earlier version took the
+/// oldest due messages of all endpoints and handed back those it could not start: with a
+/// backlog to a few busy endpoints every claim walked the whole backlog and rewrote dozens
+/// of rows per delivery, which made the claim most of the database's work under load
+/// (docs/PERFORMANCE.md).
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     limit: i64,
     lease: Duration,
-    busy_endpoints: &[String],
+    in_flight: &[(String, i32)],
+    per_endpoint: i32,
 ) -> QueryResult<Vec<ClaimedMessage>> {
-    diesel::sql_query(
-        "UPDATE webhook_messages m SET claimed_until = $1 \
-         FROM webhook_endpoints e \
-         WHERE e.id = m.endpoint_id AND m.id IN ( \
-             SELECT m2.id FROM webhook_messages m2 \
-             JOIN webhook_endpoints e2 ON e2.id = m2.endpoint_id \
-             WHERE m2.status = 'pending' AND m2.next_attempt_at <= $2 \
-               AND (m2.claimed_until IS NULL OR m2.claimed_until <= $2) \
-               AND e2.enabled AND (e2.throttled_until IS NULL OR e2.throttled_until <= $2) \
-               AND NOT (m2.endpoint_id = ANY($3)) \
-             ORDER BY m2.next_attempt_at \
-             LIMIT $4 \
-             FOR UPDATE OF m2 SKIP LOCKED) \
-         RETURNING m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts, \
-                   e.url, e.secret, e.previous_secret, e.previous_secret_expires_at",
-    )
-    .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
-    .bind::<sql_types::Timestamptz, _>(now)
-    .bind::<sql_types::Array<sql_types::Text>, _>(busy_endpoints)
-    .bind::<sql_types::BigInt, _>(limit)
-    .load(conn)
-    .await
+    let (busy_ids, busy_counts): (Vec<&str>, Vec<i32>) =
+        in_flight.iter().map(|(id, n)| (id.as_str(), *n)).unzip();
+    diesel::sql_query(CLAIM_DUE_SQL)
+        .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
+        .bind::<sql_types::Timestamptz, _>(now)
+        .bind::<sql_types::Array<sql_types::Text>, _>(busy_ids)
+        .bind::<sql_types::Array<sql_types::Integer>, _>(busy_counts)
+        .bind::<sql_types::Integer, _>(per_endpoint)
+        .bind::<sql_types::BigInt, _>(limit)
+        .load(conn)
+        .await
 }
+
+/// See [`claim_due`]. `$1` end of the lease, `$2` now, `$3`/`$4` endpoints with messages in
+/// flight in this process and how many, `$5` the per-endpoint limit, `$6` the batch.
+const CLAIM_DUE_SQL: &str = "\
+WITH picked AS (
+    SELECT p.id
+    FROM webhook_endpoints e
+    LEFT JOIN unnest($3::text[], $4::int[]) AS busy(endpoint_id, in_flight)
+        ON busy.endpoint_id = e.id
+    CROSS JOIN LATERAL (
+        SELECT m2.id, m2.next_attempt_at
+        FROM webhook_messages m2
+        WHERE m2.endpoint_id = e.id AND m2.status = 'pending' AND m2.next_attempt_at <= $2
+          AND (m2.claimed_until IS NULL OR m2.claimed_until <= $2)
+        ORDER BY m2.next_attempt_at
+        LIMIT greatest($5 - coalesce(busy.in_flight, 0), 0)
+        FOR UPDATE OF m2 SKIP LOCKED
+    ) p
+    WHERE e.enabled AND (e.throttled_until IS NULL OR e.throttled_until <= $2)
+    ORDER BY p.next_attempt_at
+    LIMIT $6
+)
+UPDATE webhook_messages m SET claimed_until = $1
+FROM webhook_endpoints e
+WHERE e.id = m.endpoint_id AND m.id IN (SELECT id FROM picked)
+RETURNING m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts,
+          e.url, e.secret, e.previous_secret, e.previous_secret_expires_at";
 
 /// Gives leased messages back untouched (no attempt counted), for messages this process
 /// claimed but cannot send now.

@@ -169,9 +169,9 @@ impl Dispatcher {
             .clone()
     }
 
-    /// Endpoints with every per-endpoint permit in use; also forgets idle endpoints so the
-    /// map does not grow with every endpoint ever seen.
-    fn busy_endpoints(&self) -> Vec<String> {
+    /// How many attempts this process has in flight to each endpoint that has any; also
+    /// forgets idle endpoints so the map does not grow with every endpoint ever seen.
+    fn in_flight(&self) -> Vec<(String, i32)> {
         let mut map = match self.inner.per_endpoint.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -179,8 +179,14 @@ impl Dispatcher {
         // Each permit in flight holds a clone of its semaphore's Arc.
         map.retain(|_, sem| Arc::strong_count(sem) > 1);
         map.iter()
-            .filter(|(_, sem)| sem.available_permits() == 0)
-            .map(|(id, _)| id.clone())
+            .map(|(id, sem)| {
+                let used = self
+                    .inner
+                    .per_endpoint_limit
+                    .saturating_sub(sem.available_permits());
+                (id.clone(), i32::try_from(used).unwrap_or(i32::MAX))
+            })
+            .filter(|(_, used)| *used > 0)
             .collect()
     }
 
@@ -189,7 +195,7 @@ impl Dispatcher {
         mut permits: Vec<OwnedSemaphorePermit>,
         tasks: &mut JoinSet<()>,
     ) -> Result<usize, DbError> {
-        let busy = self.busy_endpoints();
+        let in_flight = self.in_flight();
         let claimed = {
             let mut conn = self.inner.pool.get().await?;
             store::claim_due(
@@ -197,7 +203,8 @@ impl Dispatcher {
                 Utc::now(),
                 permits.len() as i64,
                 self.inner.lease,
-                &busy,
+                &in_flight,
+                i32::try_from(self.inner.per_endpoint_limit).unwrap_or(i32::MAX),
             )
             .await?
         };
@@ -359,18 +366,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_endpoint_at_its_limit_is_skipped_and_forgotten_once_idle() {
+    async fn in_flight_counts_each_endpoint_and_forgets_idle_ones() {
         let d = dispatcher(2, 8);
         let a1 = d.endpoint_semaphore("whe_a").try_acquire_owned().unwrap();
         let _b1 = d.endpoint_semaphore("whe_b").try_acquire_owned().unwrap();
-        assert!(d.busy_endpoints().is_empty());
+        let mut load = d.in_flight();
+        load.sort();
+        assert_eq!(load, vec![("whe_a".to_owned(), 1), ("whe_b".to_owned(), 1)]);
         let a2 = d.endpoint_semaphore("whe_a").try_acquire_owned().unwrap();
-        assert_eq!(d.busy_endpoints(), vec!["whe_a".to_owned()]);
+        let mut load = d.in_flight();
+        load.sort();
+        assert_eq!(load, vec![("whe_a".to_owned(), 2), ("whe_b".to_owned(), 1)]);
         assert!(d.endpoint_semaphore("whe_a").try_acquire_owned().is_err());
         drop(a2);
-        assert!(d.busy_endpoints().is_empty());
         drop(a1);
-        d.busy_endpoints();
+        assert_eq!(d.in_flight(), vec![("whe_b".to_owned(), 1)]);
         let map = d.inner.per_endpoint.lock().unwrap();
         assert!(
             !map.contains_key("whe_a"),
