@@ -1,4 +1,5 @@
-//! Administration run from the command line: tenants and signing keys.
+//! Administration run from the command line: tenants, signing keys, client credentials.
+//! Every change is recorded in the audit log with the actor `cli:<os user>`.
 
 use std::path::Path;
 
@@ -10,7 +11,10 @@ use redress_shared::{
 };
 use serde::Serialize;
 
-use crate::auth::{keys, secrets, SCOPES};
+use crate::auth::{
+    client_admin::{self, Authority},
+    keys, rotation, secrets, HUB_ADMIN, SCOPES,
+};
 
 #[derive(Debug, Serialize)]
 pub struct CreatedTenant {
@@ -107,4 +111,172 @@ pub fn keygen(out: &Path) -> anyhow::Result<String> {
     })?;
     file.write_all(pem.as_bytes())?;
     Ok(kid)
+}
+
+/// `cli:<os user>`, the actor of admin commands in the audit log.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub async fn rotate_signing_key(
+    settings: &redress_shared::config::Settings,
+    algorithm: rotation::NewKeyAlgorithm,
+) -> anyhow::Result<rotation::Rotated> {
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    Ok(rotation::rotate(&mut conn, settings, &cli_actor(), algorithm).await?)
+}
+
+pub async fn list_signing_keys(
+    settings: &redress_shared::config::Settings,
+) -> anyhow::Result<Vec<keys::KeySchedule>> {
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    Ok(rotation::list(&mut conn, settings).await?)
+}
+
+/// The client and its tenant, for commands that name only the client.
+async fn client_and_tenant(
+    conn: &mut AsyncPgConnection,
+    client: &str,
+) -> anyhow::Result<(ClientId, TenantId, Vec<String>)> {
+    let id = ClientId::parse(client).map_err(|e| anyhow::anyhow!("--client: {e}"))?;
+    let row = tenants::find_client(conn, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no enabled client {client}"))?;
+    let tenant = TenantId::parse(&row.tenant_id)?;
+    Ok((id, tenant, row.scopes))
+}
+
+fn admin_error(e: client_admin::ClientAdminError) -> anyhow::Error {
+    match e {
+        client_admin::ClientAdminError::Invalid(errors) => anyhow::anyhow!(
+            "invalid keys: {}",
+            errors
+                .iter()
+                .map(|e| format!(
+                    "{} {}",
+                    if e.pointer.is_empty() {
+                        "(document)"
+                    } else {
+                        &e.pointer
+                    },
+                    e.detail
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+pub async fn rotate_client_secret(
+    settings: &redress_shared::config::Settings,
+    client: &str,
+    overlap_secs: Option<u64>,
+) -> anyhow::Result<client_admin::RotatedSecret> {
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
+    let overlap = overlap_secs.unwrap_or(settings.client_auth.secret_overlap_secs);
+    client_admin::rotate_secret(
+        &mut conn,
+        &tenant,
+        &id,
+        chrono::Duration::seconds(i64::try_from(overlap)?),
+        &cli_actor(),
+        Authority::Operator,
+    )
+    .await
+    .map_err(admin_error)
+}
+
+pub async fn add_client_keys(
+    settings: &redress_shared::config::Settings,
+    client: &str,
+    jwk_file: &Path,
+) -> anyhow::Result<Vec<client_admin::ClientKeyView>> {
+    let text = std::fs::read_to_string(jwk_file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", jwk_file.display()))?;
+    let body: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", jwk_file.display()))?;
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
+    client_admin::add_keys(
+        &mut conn,
+        &tenant,
+        &id,
+        &body,
+        settings.client_auth.max_keys_per_client,
+        &cli_actor(),
+        Authority::Operator,
+    )
+    .await
+    .map_err(admin_error)
+}
+
+pub async fn list_client_keys(
+    settings: &redress_shared::config::Settings,
+    client: &str,
+) -> anyhow::Result<Vec<client_admin::ClientKeyView>> {
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
+    client_admin::list_keys(&mut conn, &tenant, &id, Authority::Operator)
+        .await
+        .map_err(admin_error)
+}
+
+pub async fn remove_client_key(
+    settings: &redress_shared::config::Settings,
+    client: &str,
+    kid: &str,
+) -> anyhow::Result<()> {
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
+    client_admin::remove_key(
+        &mut conn,
+        &tenant,
+        &id,
+        kid,
+        &cli_actor(),
+        Authority::Operator,
+    )
+    .await
+    .map_err(admin_error)
+}
+
+/// Grants (or revokes) `hub:admin`; returns the client's scopes after the change.
+pub async fn set_hub_admin(
+    database_url: &str,
+    client: &str,
+    grant: bool,
+) -> anyhow::Result<Vec<String>> {
+    use redress_shared::{audit, db::client_auth};
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let (id, tenant, mut scopes) = client_and_tenant(&mut conn, client).await?;
+    scopes.retain(|s| s != HUB_ADMIN);
+    if grant {
+        scopes.push(HUB_ADMIN.to_owned());
+    }
+    let actor = cli_actor();
+    conn.transaction(async |conn| {
+        client_auth::set_scopes(conn, &id, &scopes).await?;
+        audit::record(
+            conn,
+            audit::Entry {
+                tenant: Some(&tenant),
+                actor: &actor,
+                action: if grant {
+                    "client.hub_admin_granted"
+                } else {
+                    "client.hub_admin_revoked"
+                },
+                target: Some(id.as_str()),
+                details: serde_json::json!({"scopes": scopes}),
+            },
+        )
+        .await
+    })
+    .await?;
+    Ok(scopes)
 }

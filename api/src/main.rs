@@ -1,7 +1,10 @@
 use clap::Parser;
 use redress_api::{
     admin,
-    cli::{AdminCommand, CalendarCommand, Cli, Command, TenantCommand},
+    cli::{
+        AdminCommand, CalendarCommand, Cli, ClientCommand, Command, HubAdminCommand,
+        SigningKeyCommand, TenantCommand,
+    },
     startup::Application,
 };
 use redress_shared::config::Settings;
@@ -66,6 +69,57 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await?;
                     println!("{}", serde_json::to_string(&loaded)?);
+                }
+                Command::Admin {
+                    command: AdminCommand::SigningKey { command },
+                } => match command {
+                    SigningKeyCommand::Rotate { algorithm } => {
+                        let rotated = admin::rotate_signing_key(&settings, algorithm).await?;
+                        println!("{}", serde_json::to_string(&rotated)?);
+                    }
+                    SigningKeyCommand::List => {
+                        let keys = admin::list_signing_keys(&settings).await?;
+                        println!("{}", serde_json::to_string(&keys)?);
+                    }
+                },
+                Command::Admin {
+                    command: AdminCommand::Client { command },
+                } => match command {
+                    ClientCommand::RotateSecret {
+                        client,
+                        overlap_secs,
+                    } => {
+                        let rotated =
+                            admin::rotate_client_secret(&settings, &client, overlap_secs).await?;
+                        println!("{}", serde_json::to_string(&rotated)?);
+                    }
+                    ClientCommand::AddKey { client, jwk } => {
+                        let added = admin::add_client_keys(&settings, &client, &jwk).await?;
+                        println!("{}", serde_json::to_string(&added)?);
+                    }
+                    ClientCommand::ListKeys { client } => {
+                        let keys = admin::list_client_keys(&settings, &client).await?;
+                        println!("{}", serde_json::to_string(&keys)?);
+                    }
+                    ClientCommand::RemoveKey { client, kid } => {
+                        admin::remove_client_key(&settings, &client, &kid).await?;
+                        eprintln!("removed key {kid} of {client}");
+                    }
+                },
+                Command::Admin {
+                    command: AdminCommand::HubAdmin { command },
+                } => {
+                    let (client, grant) = match command {
+                        HubAdminCommand::Grant { client } => (client, true),
+                        HubAdminCommand::Revoke { client } => (client, false),
+                    };
+                    let scopes =
+                        admin::set_hub_admin(settings.database_url.expose(), &client, grant)
+                            .await?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"client_id": client, "scopes": scopes})
+                    );
                 }
                 _ => {
                     let shutdown = CancellationToken::new();

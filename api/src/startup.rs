@@ -23,8 +23,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::{
-        keys::{self, KeySet, SigningKey},
-        secrets,
+        keys::{self, KeyRing, KeySet, SigningKey},
+        rotation, secrets,
     },
     error::{ApiError, PROBLEM_JSON},
     openapi::ApiDoc,
@@ -39,7 +39,8 @@ pub struct Application {
     relay: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The signing keys from configuration. A missing key is an error unless the operator
+/// The signing key from configuration: the bootstrap key that an empty `signing_keys` table
+/// starts with (see `auth::rotation`). A missing key is an error unless the operator
 /// explicitly asked for a throwaway development key.
 pub fn load_keys(settings: &Settings) -> Result<KeySet, keys::KeyError> {
     let current = match (
@@ -48,7 +49,7 @@ pub fn load_keys(settings: &Settings) -> Result<KeySet, keys::KeyError> {
     ) {
         (Some(path), _) => SigningKey::from_file(path)?,
         (None, Some("generate")) => {
-            tracing::warn!("REDRESS_DEV_SIGNING_KEY=generate: signing tokens with a throwaway key; tokens die with this process and other API processes reject them");
+            tracing::warn!("REDRESS_DEV_SIGNING_KEY=generate: a throwaway key becomes the first signing key if the database holds none yet");
             SigningKey::from_pem(&keys::generate_ed25519_pem()?)?
         }
         (None, _) => return Err(keys::KeyError::Missing),
@@ -65,6 +66,9 @@ impl Application {
         Self::build_with(settings, keys, listener, shutdown).await
     }
 
+    /// `keys` is the bootstrap set: its signing key goes into the database's key set if that
+    /// is empty, and it alone is used until the database's set is loaded (which is tried
+    /// here once, then in the background until it succeeds).
     pub async fn build_with(
         settings: Settings,
         keys: KeySet,
@@ -73,6 +77,18 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
+        let bootstrap_pem = keys.bootstrap_key().map(|k| k.pem().to_owned());
+        let keys = Arc::new(KeyRing::new(keys));
+        if let Err(e) = rotation::refresh(&pool, &keys, &settings, bootstrap_pem.as_deref()).await {
+            tracing::warn!(error = %e, "signing keys not loaded from the database yet; retrying in the background");
+        }
+        rotation::spawn_reloader(
+            pool.clone(),
+            keys.clone(),
+            settings.clone(),
+            bootstrap_pem,
+            shutdown.clone(),
+        );
         let relay_handle = RelayHandle::default();
         let relay = settings.relay.enabled.then(|| {
             let relay = Relay::new(pool.clone(), &settings, relay_handle.clone());
@@ -92,7 +108,7 @@ impl Application {
         ));
         let state = web::Data::new(AppState {
             pool,
-            keys: Arc::new(keys),
+            keys,
             settings,
             relay: relay_handle,
             dummy_secret_hash,

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use redress_shared::{config::Settings, db::PgPool, metrics::Exporter, outbox::RelayHandle};
 
-use crate::auth::keys::KeySet;
+use crate::auth::keys::KeyRing;
 
 pub struct AppState {
     /// Verified against when a client id is unknown, so a wrong id costs the same time as
     /// a wrong secret and ids cannot be probed by timing.
     pub dummy_secret_hash: String,
     pub pool: PgPool,
-    pub keys: Arc<KeySet>,
+    /// The signing keys, reloaded from Postgres in the background.
+    pub keys: Arc<KeyRing>,
     pub settings: Settings,
     pub relay: RelayHandle,
     /// This process's metrics and what samples them for `GET /metrics`.

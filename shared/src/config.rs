@@ -55,6 +55,8 @@ pub struct Settings {
     /// listener off. Port 0 takes any free port (tests).
     pub worker_metrics_addr: String,
     pub token: TokenSettings,
+    pub signing_keys: SigningKeySettings,
+    pub client_auth: ClientAuthSettings,
     pub relay: RelaySettings,
     pub worker: WorkerSettings,
     pub http: HttpSettings,
@@ -71,6 +73,34 @@ pub struct TokenSettings {
     pub audience: String,
     /// Lifetime of issued tokens; the contract caps it at 900 s.
     pub lifetime_secs: u64,
+    /// Clock skew tolerated when checking `exp`/`iat` of access tokens and client
+    /// assertions. A retired signing key stays published this much longer than the
+    /// token lifetime.
+    pub leeway_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeySettings {
+    /// How long a new signing key is published in the JWKS before it signs anything. Must
+    /// cover every API process reloading the key set and every verifier's JWKS cache.
+    pub publish_lead_secs: u64,
+    /// How often each API process reloads the key set from Postgres.
+    pub reload_interval_ms: u64,
+    /// `Cache-Control: max-age` of `GET /.well-known/jwks.json`.
+    pub jwks_max_age_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthSettings {
+    /// How long a client's previous secret keeps working after a rotation (the default;
+    /// a rotation may ask for less, e.g. 0 when the secret leaked).
+    pub secret_overlap_secs: u64,
+    /// The longest lifetime (`exp - iat`) accepted for a `private_key_jwt` assertion.
+    pub assertion_max_lifetime_secs: u64,
+    /// Public keys one client may register for `private_key_jwt`.
+    pub max_keys_per_client: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -195,6 +225,21 @@ worker_metrics_addr = "127.0.0.1:9091"
 issuer = "https://redress.local"
 audience = "redress-api"
 lifetime_secs = 600
+leeway_secs = 30
+
+[signing_keys]
+# A new key is in the JWKS an hour before it signs: far longer than any process takes to
+# reload the set (reload_interval_ms) and than verifiers cache the JWKS (jwks_max_age_secs).
+publish_lead_secs = 3600
+reload_interval_ms = 30000
+jwks_max_age_secs = 300
+
+[client_auth]
+# A day for partners to deploy a rotated secret.
+secret_overlap_secs = 86400
+# RFC 7523 assertions are meant to be short-lived; five minutes tolerates slow clocks.
+assertion_max_lifetime_secs = 300
+max_keys_per_client = 10
 
 [relay]
 enabled = true
@@ -286,6 +331,38 @@ impl Settings {
         if self.token.lifetime_secs == 0 || self.token.lifetime_secs > 900 {
             return Err(ConfigError::Invalid(
                 "token.lifetime_secs must be between 1 and 900 (the contract caps access tokens at 15 minutes)".into(),
+            ));
+        }
+        if self.token.leeway_secs > 300 {
+            return Err(ConfigError::Invalid(
+                "token.leeway_secs must be at most 300".into(),
+            ));
+        }
+        let sk = &self.signing_keys;
+        if sk.reload_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "signing_keys.reload_interval_ms must be at least 1".into(),
+            ));
+        }
+        // A new key must be known to every process (one reload) and to every verifier
+        // holding a cached JWKS (one max-age) before it signs, or its first tokens fail.
+        if sk.publish_lead_secs.saturating_mul(1000)
+            < sk.reload_interval_ms
+                .saturating_add(sk.jwks_max_age_secs.saturating_mul(1000))
+        {
+            return Err(ConfigError::Invalid(
+                "signing_keys.publish_lead_secs must be at least reload_interval_ms + jwks_max_age_secs".into(),
+            ));
+        }
+        let ca = &self.client_auth;
+        if ca.assertion_max_lifetime_secs == 0 || ca.assertion_max_lifetime_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "client_auth.assertion_max_lifetime_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if ca.max_keys_per_client == 0 {
+            return Err(ConfigError::Invalid(
+                "client_auth.max_keys_per_client must be at least 1".into(),
             ));
         }
         if self.db_pool_size == 0 {
@@ -403,5 +480,16 @@ mod tests {
         let mut s = Settings::defaults().unwrap();
         s.token.lifetime_secs = 901;
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn a_publish_lead_shorter_than_a_reload_plus_a_jwks_cache_is_refused() {
+        let mut s = Settings::defaults().unwrap();
+        s.signing_keys.publish_lead_secs = 10;
+        s.signing_keys.reload_interval_ms = 5_000;
+        s.signing_keys.jwks_max_age_secs = 6;
+        assert!(s.validate().is_err());
+        s.signing_keys.jwks_max_age_secs = 5;
+        s.validate().unwrap();
     }
 }

@@ -8,5 +8,6 @@ mod intake;
 mod messaging;
 mod metrics;
 mod operations;
+mod rotation;
 mod routing;
 mod webhooks;

@@ -74,14 +74,19 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             token_presented: false,
         })?;
     let settings = &state.settings.token;
-    let claims = tokens::verify(&state.keys, &settings.issuer, &settings.audience, token).map_err(
-        |error| {
-            tracing::info!(%error, "bearer token refused");
-            ApiError::Unauthenticated {
-                token_presented: true,
-            }
-        },
-    )?;
+    let claims = tokens::verify(
+        &state.keys.get(),
+        &settings.issuer,
+        &settings.audience,
+        settings.leeway_secs,
+        token,
+    )
+    .map_err(|error| {
+        tracing::info!(%error, "bearer token refused");
+        ApiError::Unauthenticated {
+            token_presented: true,
+        }
+    })?;
     let tenant_id = TenantId::parse(&claims.tid).map_err(|_| ApiError::Unauthenticated {
         token_presented: true,
     })?;

@@ -60,7 +60,9 @@ pub fn issue(
     tenant_id: &str,
     scopes: &[String],
 ) -> Result<Issued, TokenError> {
-    let now = Utc::now().timestamp();
+    let at = Utc::now();
+    let now = at.timestamp();
+    let key = keys.signing_key(at).ok_or(TokenError::UnknownKey)?;
     let claims = Claims {
         iss: issuer.to_owned(),
         aud: audience.to_owned(),
@@ -71,7 +73,6 @@ pub fn issue(
         exp: now + lifetime_secs,
         jti: uuid::Uuid::new_v4().to_string(),
     };
-    let key = keys.current();
     let mut header = Header::new(key.algorithm);
     header.typ = Some("at+jwt".to_owned());
     header.kid = Some(key.kid.clone());
@@ -87,6 +88,7 @@ pub fn verify(
     keys: &KeySet,
     issuer: &str,
     audience: &str,
+    leeway_secs: u64,
     token: &str,
 ) -> Result<Claims, TokenError> {
     let header = decode_header(token).map_err(|e| TokenError::Header(e.to_string()))?;
@@ -96,15 +98,17 @@ pub fn verify(
         return Err(TokenError::Type);
     }
     let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-    let (algorithm, key) = keys.verifying_key(kid).ok_or(TokenError::UnknownKey)?;
-    if header.alg != *algorithm {
+    let (algorithm, key) = keys
+        .verifying_key(kid, Utc::now())
+        .ok_or(TokenError::UnknownKey)?;
+    if header.alg != algorithm {
         return Err(TokenError::Algorithm);
     }
-    let mut validation = Validation::new(*algorithm);
+    let mut validation = Validation::new(algorithm);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 30;
+    validation.leeway = leeway_secs;
     validation.validate_exp = true;
     validation.validate_nbf = true;
     let data = decode::<Claims>(token, key, &validation)

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod complaints;
 pub mod deadlines;
 pub mod health;
+pub mod hub;
 pub mod oauth;
 pub mod routing;
 pub mod sla_policies;
@@ -37,6 +38,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routing::put_entry)
         .service(routing::delete_entry)
         .service(clients::create)
+        .service(clients::rotate_secret)
+        .service(clients::add_keys)
+        .service(clients::list_keys)
+        .service(clients::remove_key)
+        .service(hub::list_signing_keys)
+        .service(hub::rotate_signing_key)
         .service(deadlines::extend)
         .service(calendars::list)
         .service(calendars::create)

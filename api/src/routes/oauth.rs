@@ -2,12 +2,20 @@
 
 use actix_web::{get, http::header, post, web, HttpRequest, HttpResponse};
 use base64::{engine::general_purpose::STANDARD, Engine};
-use redress_shared::{db::tenants, ids::ClientId};
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use redress_shared::{
+    db::{
+        client_auth::{self, ClientSecrets},
+        tenant::set_tenant,
+        DbError,
+    },
+    ids::{ClientId, TenantId},
+};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{
-    auth::{secrets, tokens, SCOPES},
+    auth::{assertion, grantable, secrets, tokens},
     state::AppState,
 };
 
@@ -17,6 +25,10 @@ pub struct TokenRequest {
     pub grant_type: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` for `private_key_jwt`.
+    pub client_assertion_type: Option<String>,
+    /// The signed client assertion (RFC 7523 §2.2).
+    pub client_assertion: Option<String>,
     /// Space-separated subset of the client's scopes; all of them when omitted.
     pub scope: Option<String>,
 }
@@ -57,11 +69,39 @@ fn oauth_error(status: u16, error: &'static str, description: &str, basic: bool)
     })
 }
 
-/// Credentials from `Authorization: Basic` (preferred by RFC 6749) or the form.
-fn credentials(
-    req: &HttpRequest,
-    form: &TokenRequest,
-) -> Result<(String, String, bool), &'static str> {
+/// How the client authenticates.
+enum Credentials {
+    /// `client_secret_basic` (`basic: true`) or `client_secret_post`.
+    Secret {
+        client_id: String,
+        secret: String,
+        basic: bool,
+    },
+    /// `private_key_jwt`; the client id is `client_id` if given, else the assertion's `sub`.
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
+}
+
+/// Credentials from `Authorization: Basic` (preferred by RFC 6749), the form's
+/// `client_id`/`client_secret`, or a `client_assertion` (RFC 7523). Exactly one method.
+fn credentials(req: &HttpRequest, form: &TokenRequest) -> Result<Credentials, &'static str> {
+    if form.client_assertion.is_some() || form.client_assertion_type.is_some() {
+        if req.headers().contains_key(header::AUTHORIZATION) || form.client_secret.is_some() {
+            return Err("use one client authentication method, not two");
+        }
+        if form.client_assertion_type.as_deref() != Some(assertion::JWT_BEARER) {
+            return Err("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        }
+        let Some(jwt) = form.client_assertion.as_deref().filter(|a| !a.is_empty()) else {
+            return Err("client_assertion is required with client_assertion_type");
+        };
+        return Ok(Credentials::Assertion {
+            client_id: form.client_id.clone(),
+            assertion: jwt.to_owned(),
+        });
+    }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let raw = value
             .to_str()
@@ -78,15 +118,154 @@ fn credentials(
         if form.client_secret.is_some() {
             return Err("use one client authentication method, not two");
         }
-        return Ok((id.to_owned(), secret.to_owned(), true));
+        return Ok(Credentials::Secret {
+            client_id: id.to_owned(),
+            secret: secret.to_owned(),
+            basic: true,
+        });
     }
     match (&form.client_id, &form.client_secret) {
-        (Some(id), Some(secret)) => Ok((id.clone(), secret.clone(), false)),
-        _ => Err("client authentication is required (HTTP Basic or client_id and client_secret)"),
+        (Some(id), Some(secret)) => Ok(Credentials::Secret {
+            client_id: id.clone(),
+            secret: secret.clone(),
+            basic: false,
+        }),
+        _ => Err("client authentication is required (HTTP Basic, client_id and client_secret, or a client_assertion)"),
     }
 }
 
-/// Exchanges client credentials for an access token.
+/// Why the client was not authenticated.
+enum Refusal {
+    /// 401 `invalid_client`.
+    Client(&'static str),
+    /// 503: the database could not be asked.
+    Unavailable,
+}
+
+/// The client whose secret this is. The previous secret counts during its overlap.
+async fn by_secret(
+    state: &AppState,
+    client_id: &str,
+    secret: String,
+) -> Result<ClientSecrets, Refusal> {
+    let found = match ClientId::parse(client_id) {
+        Ok(id) => lookup(state, &id, false).await?,
+        Err(_) => None,
+    };
+    let Some(found) = found else {
+        // Same cost as a wrong secret, so ids cannot be probed by timing.
+        secrets::verify(secret, state.dummy_secret_hash.clone()).await;
+        return Err(Refusal::Client("unknown client or wrong secret"));
+    };
+    let client = found.client;
+    if secrets::verify(secret.clone(), client.secret_hash.clone()).await {
+        return Ok(client);
+    }
+    if let Some(previous) = client.previous_hash_at(Utc::now()) {
+        if secrets::verify(secret, previous.to_owned()).await {
+            return Ok(client);
+        }
+    }
+    Err(Refusal::Client("unknown client or wrong secret"))
+}
+
+/// The client that signed this assertion with one of its registered keys.
+async fn by_assertion(
+    state: &AppState,
+    client_id: Option<String>,
+    jwt: &str,
+) -> Result<ClientSecrets, Refusal> {
+    const REFUSED: &str = "the client assertion is not valid";
+    let claimed = match client_id {
+        Some(id) => id,
+        None => assertion::claimed_client(jwt).map_err(|e| {
+            tracing::info!(error = %e, "client assertion refused");
+            Refusal::Client(REFUSED)
+        })?,
+    };
+    let Ok(id) = ClientId::parse(&claimed) else {
+        return Err(Refusal::Client(REFUSED));
+    };
+    let Some(found) = lookup(state, &id, true).await? else {
+        tracing::info!(client.id = %claimed, "client assertion for an unknown client");
+        return Err(Refusal::Client(REFUSED));
+    };
+    let settings = &state.settings;
+    let issuer = settings.token.issuer.trim_end_matches('/');
+    let audiences = [
+        format!("{issuer}/oauth/token"),
+        settings.token.issuer.clone(),
+    ];
+    let now = Utc::now();
+    let accepted = assertion::verify(
+        jwt,
+        &found.keys,
+        &assertion::Policy {
+            client_id: id.as_str(),
+            audiences: &audiences,
+            max_lifetime_secs: settings.client_auth.assertion_max_lifetime_secs,
+            leeway_secs: settings.token.leeway_secs,
+            now,
+        },
+    )
+    .map_err(|e| {
+        tracing::info!(client.id = %id, error = %e, "client assertion refused");
+        Refusal::Client(REFUSED)
+    })?;
+    let tenant = TenantId::parse(&found.client.tenant_id).map_err(|_| Refusal::Unavailable)?;
+    let fresh = async {
+        let mut conn = state.pool.get().await.map_err(DbError::from)?;
+        conn.transaction(async |conn| {
+            set_tenant(conn, &tenant).await?;
+            client_auth::use_jti(
+                conn,
+                &tenant,
+                &id,
+                &accepted.jti,
+                accepted.remember_until,
+                now,
+            )
+            .await
+        })
+        .await
+        .map_err(DbError::from)
+    }
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "recording the assertion's jti failed");
+        Refusal::Unavailable
+    })?;
+    if !fresh {
+        tracing::info!(client.id = %id, error = %assertion::AssertionError::Replayed, "client assertion refused");
+        return Err(Refusal::Client(REFUSED));
+    }
+    Ok(found.client)
+}
+
+/// The one lookup of the token endpoint ([`client_auth::find_for_authentication`]).
+async fn lookup(
+    state: &AppState,
+    id: &ClientId,
+    with_keys: bool,
+) -> Result<Option<client_auth::ClientCredentials>, Refusal> {
+    let mut conn = state.pool.get().await.map_err(|e| {
+        tracing::warn!(error = %e, "no database connection for the token endpoint");
+        Refusal::Unavailable
+    })?;
+    client_auth::find_for_authentication(&mut conn, id, with_keys)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "client lookup failed");
+            Refusal::Unavailable
+        })
+}
+
+/// Exchanges client credentials for an access token. The client authenticates with its
+/// secret (HTTP Basic or form fields) or with `private_key_jwt` (RFC 7523:
+/// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and a
+/// `client_assertion` signed by a key registered with `POST /v1/clients/{id}/keys`; `iss` and
+/// `sub` the client id, `aud` the token endpoint URL or the issuer, `exp`, `iat`, a `jti`
+/// never used before, a lifetime of at most 5 minutes by default).
 #[utoipa::path(
     tag = "auth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
@@ -94,6 +273,7 @@ fn credentials(
         (status = 200, body = TokenResponse),
         (status = 400, body = OAuthError, description = "invalid_request, unsupported_grant_type or invalid_scope"),
         (status = 401, body = OAuthError, description = "invalid_client"),
+        (status = 503, body = OAuthError, description = "temporarily_unavailable"),
     )
 )]
 #[post("/oauth/token")]
@@ -109,7 +289,7 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             )
         }
     };
-    let (client_id, secret, basic) = match credentials(&req, &form) {
+    let credentials = match credentials(&req, &form) {
         Ok(c) => c,
         Err(why) => {
             return oauth_error(
@@ -120,6 +300,7 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             )
         }
     };
+    let basic = matches!(credentials, Credentials::Secret { basic: true, .. });
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(_) => {
@@ -132,35 +313,28 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         }
         None => return oauth_error(400, "invalid_request", "grant_type is required", basic),
     }
+    let keys = state.keys.get();
+    if !keys.from_database {
+        // Signing with the configured key before the shared set is known could sign with a
+        // key the other processes do not publish.
+        return oauth_error(503, "temporarily_unavailable", "try again shortly", basic);
+    }
 
-    let client = match ClientId::parse(&client_id) {
-        Ok(id) => match state.pool.get().await {
-            Ok(mut conn) => match tenants::find_client(&mut conn, &id).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::error!(error = %e, "client lookup failed");
-                    return oauth_error(503, "temporarily_unavailable", "try again shortly", basic);
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "no database connection for the token endpoint");
-                return oauth_error(503, "temporarily_unavailable", "try again shortly", basic);
-            }
-        },
-        Err(_) => None,
+    let authenticated = match credentials {
+        Credentials::Secret {
+            client_id, secret, ..
+        } => by_secret(&state, &client_id, secret).await,
+        Credentials::Assertion {
+            client_id,
+            assertion,
+        } => by_assertion(&state, client_id, &assertion).await,
     };
-    let stored = client
-        .as_ref()
-        .map(|c| c.secret_hash.clone())
-        .unwrap_or_else(|| state.dummy_secret_hash.clone());
-    let secret_ok = secrets::verify(secret, stored).await;
-    let Some(client) = client.filter(|_| secret_ok) else {
-        return oauth_error(
-            401,
-            "invalid_client",
-            "unknown client or wrong secret",
-            basic,
-        );
+    let client = match authenticated {
+        Ok(c) => c,
+        Err(Refusal::Client(why)) => return oauth_error(401, "invalid_client", why, basic),
+        Err(Refusal::Unavailable) => {
+            return oauth_error(503, "temporarily_unavailable", "try again shortly", basic)
+        }
     };
 
     let granted: Vec<String> = match form
@@ -173,7 +347,7 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Some(requested) => {
             let mut granted = Vec::new();
             for s in requested.split_whitespace() {
-                if !SCOPES.contains(&s) || !client.scopes.iter().any(|c| c == s) {
+                if !grantable(s) || !client.scopes.iter().any(|c| c == s) {
                     return oauth_error(
                         400,
                         "invalid_scope",
@@ -190,7 +364,7 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     };
     let t = &state.settings.token;
     match tokens::issue(
-        &state.keys,
+        &keys,
         &t.issuer,
         &t.audience,
         t.lifetime_secs as i64,
@@ -217,7 +391,15 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
 #[utoipa::path(tag = "auth", responses((status = 200, description = "JWK Set", body = Object)))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    // A key is published a lead time before it signs, longer than this cache lives
+    // (checked by the configuration), so a cached copy always holds the signing key.
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(json!(state.keys.jwks()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!(
+                "public, max-age={}",
+                state.settings.signing_keys.jwks_max_age_secs
+            ),
+        ))
+        .json(state.keys.get().jwks(Utc::now()))
 }

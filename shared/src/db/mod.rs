@@ -1,7 +1,9 @@
 //! Postgres: the pool, the migrations, and the queries both binaries run.
 
+pub mod client_auth;
 pub mod complaints;
 pub mod schema;
+pub mod signing_keys;
 pub mod tenant;
 pub mod tenants;
 

@@ -20,6 +20,8 @@ diesel::table! {
         scopes -> Array<Text>,
         disabled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -115,3 +117,37 @@ diesel::table! {
         details -> Jsonb,
     }
 }
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        private_pem -> Nullable<Text>,
+        public_jwk -> Jsonb,
+        activates_at -> Timestamptz,
+        created_at -> Timestamptz,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    client_keys (client_id, kid) {
+        tenant_id -> Text,
+        client_id -> Text,
+        kid -> Text,
+        alg -> Text,
+        jwk -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    client_assertion_jtis (client_id, jti) {
+        tenant_id -> Text,
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(clients, client_keys, client_assertion_jtis);
