@@ -1054,16 +1054,28 @@ impl Workers {
         }
     }
 
-    fn stop(self) {
+    fn stop(mut self) {
+        self.kill_all();
+    }
+
+    fn kill_all(&mut self) {
         match self {
             Workers::Processes(children) => {
-                for mut child in children {
+                for mut child in children.drain(..) {
                     let _ = child.kill();
                     let _ = child.wait();
                 }
             }
             Workers::InProcess(handles) => handles.iter().for_each(|h| h.abort()),
         }
+    }
+}
+
+/// A failed assertion must not leave worker processes running (they would keep firing
+/// clocks, and hold the test runner's output pipe open).
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.kill_all();
     }
 }
 
