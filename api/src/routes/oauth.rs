@@ -94,6 +94,7 @@ fn credentials(
         (status = 200, body = TokenResponse),
         (status = 400, body = OAuthError, description = "invalid_request, unsupported_grant_type or invalid_scope"),
         (status = 401, body = OAuthError, description = "invalid_client"),
+        (status = 429, body = OAuthError, description = "Too many attempts for this client id (`limits.token_attempts_per_minute`); see `Retry-After`"),
     )
 )]
 #[post("/oauth/token")]
@@ -120,6 +121,19 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             )
         }
     };
+    if let Err(retry_after) = state.limits.check_token_attempt(&client_id) {
+        tracing::info!(retry_after_secs = retry_after, "token attempts limited");
+        let mut r = oauth_error(
+            429,
+            "temporarily_unavailable",
+            &format!("too many attempts for this client; retry in {retry_after} s"),
+            basic,
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(_) => {
