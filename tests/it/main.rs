@@ -5,8 +5,10 @@
 mod auth;
 mod deadlines;
 mod intake;
+mod limits;
 mod messaging;
 mod metrics;
 mod operations;
+mod privacy;
 mod routing;
 mod webhooks;

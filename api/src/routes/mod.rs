@@ -7,6 +7,7 @@ pub mod complaints;
 pub mod deadlines;
 pub mod health;
 pub mod oauth;
+pub mod privacy;
 pub mod routing;
 pub mod sla_policies;
 pub mod webhooks;
@@ -37,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routing::put_entry)
         .service(routing::delete_entry)
         .service(clients::create)
+        .service(privacy::export)
+        .service(privacy::erase)
+        .service(privacy::list_audit)
         .service(deadlines::extend)
         .service(calendars::list)
         .service(calendars::create)
