@@ -5,7 +5,7 @@ use actix_web::{
     http::{header, StatusCode},
     HttpResponse, ResponseError,
 };
-use redress_shared::domain::FieldError;
+use redress_shared::domain::{masking::mask_numbers, FieldError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -19,7 +19,8 @@ pub struct ParamError {
     pub detail: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// `Debug` is written out below: it is what tracing-actix-web logs for every error answer.
+#[derive(thiserror::Error)]
 pub enum ApiError {
     #[error("invalid request body")]
     InvalidBody(Vec<FieldError>),
@@ -41,12 +42,41 @@ pub enum ApiError {
     },
     #[error("idempotency key reused with a different body")]
     IdempotencyMismatch,
+    #[error("rate limit reached")]
+    RateLimited { retry_after_secs: u64 },
     #[error("payload too large")]
     PayloadTooLarge(usize),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl std::fmt::Debug for ApiError {
+    /// The variant and its data, with every run of 7 or more digits masked: a refused value
+    /// (serde quotes it) or a database error may hold a phone or card number, and this text
+    /// goes to the log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let raw = match self {
+            ApiError::InvalidBody(errors) => format!("InvalidBody({errors:?})"),
+            ApiError::InvalidParams(errors) => format!("InvalidParams({errors:?})"),
+            ApiError::MalformedJson(e) => format!("MalformedJson({e:?})"),
+            ApiError::Unauthenticated { token_presented } => {
+                format!("Unauthenticated {{ token_presented: {token_presented} }}")
+            }
+            ApiError::Forbidden(scope) => format!("Forbidden({scope:?})"),
+            ApiError::NotFound => "NotFound".into(),
+            ApiError::Conflict { kind, detail, .. } => format!("Conflict({kind}: {detail:?})"),
+            ApiError::IdempotencyMismatch => "IdempotencyMismatch".into(),
+            ApiError::RateLimited { retry_after_secs } => {
+                format!("RateLimited {{ retry_after_secs: {retry_after_secs} }}")
+            }
+            ApiError::PayloadTooLarge(limit) => format!("PayloadTooLarge({limit})"),
+            ApiError::Unavailable(cause) => format!("Unavailable({cause:?})"),
+            ApiError::Internal(cause) => format!("Internal({cause:?})"),
+        };
+        f.write_str(&mask_numbers(&raw))
+    }
 }
 
 impl ApiError {
@@ -87,6 +117,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "The Idempotency-Key was used with a different request body",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
             ),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -157,7 +192,8 @@ impl ResponseError for ApiError {
             ApiError::InvalidParams(errors) => {
                 format!("{} parameter(s) are invalid; see `errors`", errors.len())
             }
-            ApiError::MalformedJson(e) => e.clone(),
+            // serde's messages quote the offending value, which may be a phone number.
+            ApiError::MalformedJson(e) => mask_numbers(e),
             ApiError::Unauthenticated { .. } => {
                 "Send `Authorization: Bearer <access token>` from POST /oauth/token".into()
             }
@@ -168,16 +204,20 @@ impl ResponseError for ApiError {
                 "Use a new Idempotency-Key for a different request; a retry must send the same body"
                     .into()
             }
+            ApiError::RateLimited { retry_after_secs } => format!(
+                "This client sent more requests than its rate limit allows; retry in {retry_after_secs} s"
+            ),
             ApiError::PayloadTooLarge(limit) => {
                 format!("Request bodies are limited to {limit} bytes")
             }
             ApiError::Unavailable(cause) => {
-                tracing::warn!(error.cause = %cause, "answering 503");
+                tracing::warn!(error.cause = %mask_numbers(cause), "answering 503");
                 "A dependency is unavailable; retry shortly".into()
             }
             ApiError::Internal(cause) => {
                 let incident = uuid::Uuid::new_v4();
-                tracing::error!(error.cause = %cause, incident.id = %incident, "internal error");
+                // A database error may quote the row it failed on: numbers are masked.
+                tracing::error!(error.cause = %mask_numbers(cause), incident.id = %incident, "internal error");
                 format!("Incident {incident}")
             }
         };
@@ -188,8 +228,23 @@ impl ResponseError for ApiError {
             "detail": detail,
         });
         match self {
-            ApiError::InvalidBody(errors) => body["errors"] = json!(errors),
-            ApiError::InvalidParams(errors) => body["errors"] = json!(errors),
+            ApiError::InvalidBody(errors) => {
+                let masked: Vec<FieldError> = errors
+                    .iter()
+                    .map(|e| FieldError::new(e.pointer.clone(), mask_numbers(&e.detail)))
+                    .collect();
+                body["errors"] = json!(masked)
+            }
+            ApiError::InvalidParams(errors) => {
+                let masked: Vec<ParamError> = errors
+                    .iter()
+                    .map(|e| ParamError {
+                        parameter: e.parameter.clone(),
+                        detail: mask_numbers(&e.detail),
+                    })
+                    .collect();
+                body["errors"] = json!(masked)
+            }
             ApiError::Conflict { extra, .. } => {
                 if let (Some(obj), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
                     for (k, v) in extra {
@@ -222,8 +277,29 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
+            ApiError::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
             _ => {}
         }
         response.body(body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_as_logged_carries_no_full_phone_or_card_number() {
+        let e = ApiError::InvalidBody(vec![FieldError::new(
+            "/base_version",
+            "invalid type: string \"13800138000\", expected i32",
+        )]);
+        let logged = format!("{e:?}");
+        assert!(logged.contains("138****8000"), "{logged}");
+        let e = ApiError::Internal("duplicate key (pan)=(6222021234567890128)".into());
+        let logged = format!("{e:?}");
+        assert!(!logged.contains("6222021234567890128"), "{logged}");
     }
 }

@@ -3,11 +3,13 @@
 //! outbox relay started by [`startup::Application`] hands it to RabbitMQ for the worker.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod calendar_admin;
 pub mod cli;
 pub mod error;
 pub mod idempotency;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

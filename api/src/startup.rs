@@ -106,6 +106,11 @@ impl Application {
                 &Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries),
             ),
         ));
+        let limits = Arc::new(crate::limits::Limiters::new(&settings));
+        limits.spawn_sweeper(
+            std::time::Duration::from_secs(settings.limits.limiter_sweep_secs),
+            shutdown.clone(),
+        );
         let state = web::Data::new(AppState {
             pool,
             keys,
@@ -113,11 +118,14 @@ impl Application {
             relay: relay_handle,
             dummy_secret_hash,
             metrics: exporter,
+            limits,
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             let metrics = metrics.clone();
             App::new()
+                // Inside the error handlers, so a refused body still gets problem+json.
+                .wrap(actix_web::middleware::from_fn(crate::limits::check_body))
                 .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 // Registered last, so outermost: the time includes logging and the problem+json

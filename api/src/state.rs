@@ -18,4 +18,6 @@ pub struct AppState {
     pub relay: RelayHandle,
     /// This process's metrics and what samples them for `GET /metrics`.
     pub metrics: Arc<Exporter>,
+    /// The per-client rate limit and the `/oauth/token` attempt limit.
+    pub limits: Arc<crate::limits::Limiters>,
 }

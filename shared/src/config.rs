@@ -47,7 +47,8 @@ pub struct Settings {
     pub log: String,
     /// Connections in each process's Postgres pool.
     pub db_pool_size: usize,
-    /// Requests per second for one client; 0 turns the limit off.
+    /// Requests per second for one authenticated client (keyed by its client id); 0 turns
+    /// the limit off. Bursts up to `limits.rate_limit_burst` are allowed.
     pub rate_limit_per_client: u32,
     /// Allows plain HTTP webhooks to 127.0.0.1/localhost (development and tests only).
     pub webhook_allow_loopback: bool,
@@ -62,8 +63,29 @@ pub struct Settings {
     pub http: HttpSettings,
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
+    pub limits: LimitSettings,
 }
 
+/// Abuse limits beyond the body size (`http.max_body_bytes`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Requests one client may send at once above its steady `rate_limit_per_client`.
+    pub rate_limit_burst: u32,
+    /// Attempts at `POST /oauth/token` per minute for one client id, right or wrong, so a
+    /// secret cannot be guessed at speed and argon2 cannot be used to burn our CPU; 0 turns
+    /// the limit off.
+    pub token_attempts_per_minute: u32,
+    /// Attempts at `/oauth/token` one client id may make at once.
+    pub token_attempts_burst: u32,
+    /// How often the limiters forget clients that have been quiet for a full period, so
+    /// their memory is bounded by the clients active in one interval.
+    pub limiter_sweep_secs: u64,
+    /// Deepest nesting of arrays and objects accepted in a JSON body.
+    pub max_json_depth: usize,
+    /// Longest string (in characters) accepted anywhere in a JSON body, keys included.
+    pub max_json_string_chars: usize,
+}
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
@@ -215,7 +237,8 @@ amqp_namespace = "redress"
 http_addr = "127.0.0.1:8080"
 log = "info"
 db_pool_size = 16
-rate_limit_per_client = 0
+# Requests per second for one client, after a burst of limits.rate_limit_burst.
+rate_limit_per_client = 50
 webhook_allow_loopback = false
 # Loopback only by default: metrics are for the operator's Prometheus, not the internet.
 # Several workers on one host each need their own port (or 0.0.0.0:PORT in a container).
@@ -257,6 +280,17 @@ max_deliveries = 5
 [http]
 max_body_bytes = 262144
 workers = 0
+
+[limits]
+rate_limit_burst = 100
+# A client needs one token per 10 minutes or so; 30 a minute is generous for retries and
+# several processes of one partner, and slow for guessing.
+token_attempts_per_minute = 30
+token_attempts_burst = 10
+limiter_sweep_secs = 60
+max_json_depth = 32
+# Above the longest field of the API (a complaint's description, 10 000 characters).
+max_json_string_chars = 16384
 
 [webhooks]
 dispatcher_enabled = true
@@ -432,6 +466,25 @@ impl Settings {
         {
             return Err(ConfigError::Invalid(
                 "worker_metrics_addr must be an address such as 127.0.0.1:9091, or empty to turn the listener off"
+                    .into(),
+            ));
+        }
+        let l = &self.limits;
+        if self.rate_limit_per_client > 0 && l.rate_limit_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.rate_limit_burst must be at least 1 when rate_limit_per_client is set"
+                    .into(),
+            ));
+        }
+        if l.token_attempts_per_minute > 0 && l.token_attempts_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.token_attempts_burst must be at least 1 when limits.token_attempts_per_minute is set"
+                    .into(),
+            ));
+        }
+        if l.limiter_sweep_secs == 0 || l.max_json_depth == 0 || l.max_json_string_chars == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.limiter_sweep_secs, limits.max_json_depth and limits.max_json_string_chars must be at least 1"
                     .into(),
             ));
         }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod ids;
 pub mod metrics;
 pub mod outbox;
+pub mod privacy;
 pub mod routing;
 pub mod shutdown;
 pub mod telemetry;

@@ -5,9 +5,11 @@
 mod auth;
 mod deadlines;
 mod intake;
+mod limits;
 mod messaging;
 mod metrics;
 mod operations;
+mod privacy;
 mod rotation;
 mod routing;
 mod webhooks;

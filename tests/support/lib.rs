@@ -185,6 +185,10 @@ impl TestApp {
         settings.webhook_allow_loopback = true;
         // Tests run in parallel: each worker's /metrics listener takes a free port.
         settings.worker_metrics_addr = "127.0.0.1:0".into();
+        // The rate limits have their own tests (tests/it/limits.rs), which turn them on;
+        // elsewhere tests poll and fetch tokens as fast as they like.
+        settings.rate_limit_per_client = 0;
+        settings.limits.token_attempts_per_minute = 0;
         (options.tweak)(&mut settings);
         settings.validate().unwrap();
 

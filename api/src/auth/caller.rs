@@ -94,6 +94,7 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         token_presented: true,
     })?;
     tracing::Span::current().record("tenant.id", tenant_id.as_str());
+    state.limits.check_request(client_id.as_str())?;
     Ok(Caller {
         tenant_id,
         client_id,

@@ -5,8 +5,10 @@
 
 use actix_web::{get, http::header, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel_async::AsyncConnection;
 use redress_shared::{
     calendar::{self as cal, Calendar, CalendarError, Day, Target, CN_MAINLAND_ID, WEEKDAYS_ID},
+    db::tenant::set_tenant,
     deadlines::{
         self,
         calendars::{self, CalendarRow, DayEntry, NewCalendar},
@@ -289,9 +291,18 @@ pub async fn create(
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let new = parse_new_calendar(&raw).map_err(ApiError::InvalidBody)?;
     let mut conn = state.pool.get().await?;
-    let row = calendars::create(&mut conn, &caller.tenant_id, &new, Utc::now())
-        .await
-        .map_err(from_deadline_error)?
+    let row = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let row = calendars::create(conn, &caller.tenant_id, &new, Utc::now())
+                .await
+                .map_err(from_deadline_error)?;
+            if let Some(r) = &row {
+                crate::audit::record(conn, &caller, "calendar.created", &r.id, json!({})).await?;
+            }
+            Ok::<_, ApiError>(row)
+        })
+        .await?
         .ok_or_else(|| ApiError::Conflict {
             kind: "calendar-exists",
             detail: format!("the tenant already has a calendar `{}`", new.id),
@@ -373,10 +384,24 @@ pub async fn put_days(
         return Err(ApiError::InvalidBody(errors));
     }
     let mut conn = state.pool.get().await?;
-    let row = calendars::replace_days(&mut conn, &caller.tenant_id, &id, &days, Utc::now())
-        .await
-        .map_err(from_deadline_error)?
-        .ok_or(ApiError::NotFound)?;
+    let row = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let row = calendars::replace_days(conn, &caller.tenant_id, &id, &days, Utc::now())
+                .await
+                .map_err(from_deadline_error)?
+                .ok_or(ApiError::NotFound)?;
+            crate::audit::record(
+                conn,
+                &caller,
+                "calendar.days_replaced",
+                &id,
+                json!({"days": days.len()}),
+            )
+            .await?;
+            Ok::<_, ApiError>(row)
+        })
+        .await?;
     let calendar = calendars::load(&mut conn, &caller.tenant_id, &id)
         .await
         .map_err(from_deadline_error)?;

@@ -3,9 +3,14 @@
 
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use redress_shared::{db::tenants, domain::FieldError, ids::ClientId};
+use diesel_async::AsyncConnection;
+use redress_shared::{
+    db::{tenant::set_tenant, tenants},
+    domain::FieldError,
+    ids::ClientId,
+};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::{
     auth::{
@@ -121,15 +126,23 @@ pub async fn create(
         .map_err(ApiError::internal)?;
     let id = ClientId::generate();
     let mut conn = state.pool.get().await?;
-    let row = tenants::insert_client(
-        &mut conn,
-        &caller.tenant_id,
-        &id,
-        &new.name,
-        &hash,
-        &new.scopes,
-    )
-    .await?;
+    let row = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let row =
+                tenants::insert_client(conn, &caller.tenant_id, &id, &new.name, &hash, &new.scopes)
+                    .await?;
+            crate::audit::record(
+                conn,
+                &caller,
+                "client.created",
+                id.as_str(),
+                json!({"name": row.name, "scopes": row.scopes}),
+            )
+            .await?;
+            Ok::<_, ApiError>(row)
+        })
+        .await?;
     tracing::info!(tenant.id = %caller.tenant_id, client.id = %id, actor = %caller.client_id, "client created");
     Ok(HttpResponse::Created().json(CreatedClient {
         client_id: row.id,

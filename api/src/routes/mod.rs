@@ -8,6 +8,7 @@ pub mod deadlines;
 pub mod health;
 pub mod hub;
 pub mod oauth;
+pub mod privacy;
 pub mod routing;
 pub mod sla_policies;
 pub mod webhooks;
@@ -44,6 +45,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(clients::remove_key)
         .service(hub::list_signing_keys)
         .service(hub::rotate_signing_key)
+        .service(privacy::export)
+        .service(privacy::erase)
+        .service(privacy::list_audit)
         .service(deadlines::extend)
         .service(calendars::list)
         .service(calendars::create)

@@ -274,6 +274,7 @@ async fn lookup(
         (status = 400, body = OAuthError, description = "invalid_request, unsupported_grant_type or invalid_scope"),
         (status = 401, body = OAuthError, description = "invalid_client"),
         (status = 503, body = OAuthError, description = "temporarily_unavailable"),
+        (status = 429, body = OAuthError, description = "Too many attempts for this client id (`limits.token_attempts_per_minute`); see `Retry-After`"),
     )
 )]
 #[post("/oauth/token")]
@@ -301,6 +302,23 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         }
     };
     let basic = matches!(credentials, Credentials::Secret { basic: true, .. });
+    // Attempts are counted per claimed client id to slow down secret guessing. An assertion
+    // has nothing to guess (it must be signed by a registered key), so it is not counted.
+    if let Credentials::Secret { client_id, .. } = &credentials {
+        if let Err(retry_after) = state.limits.check_token_attempt(client_id) {
+            tracing::info!(retry_after_secs = retry_after, "token attempts limited");
+            let mut r = oauth_error(
+                429,
+                "temporarily_unavailable",
+                &format!("too many attempts for this client; retry in {retry_after} s"),
+                basic,
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+    }
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(_) => {

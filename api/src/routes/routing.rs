@@ -6,6 +6,7 @@ use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use redress_shared::{
+    db::tenant::set_tenant,
     domain::{ComplaintInput, FieldError},
     ids::TenantId,
     routing::{
@@ -137,8 +138,23 @@ async fn save(
     actor: &str,
     edit: impl FnOnce(RoutingData) -> Result<RoutingData, StoreError> + Send,
 ) -> Result<VersionRow, StoreError> {
-    conn.transaction(async |conn| store::save_with(conn, tenant, base, note, actor, edit).await)
-        .await
+    conn.transaction(async |conn| {
+        set_tenant(conn, tenant).await?;
+        let row = store::save_with(conn, tenant, base, note, actor, edit).await?;
+        redress_shared::audit::record(
+            conn,
+            redress_shared::audit::Entry {
+                tenant: Some(tenant),
+                actor,
+                action: "routing.changed",
+                target: Some(&format!("routing/v{}", row.version)),
+                details: serde_json::json!({"version": row.version, "note": note}),
+            },
+        )
+        .await?;
+        Ok(row)
+    })
+    .await
 }
 
 /// Replaces the whole routing. Every condition is checked first: a document with any

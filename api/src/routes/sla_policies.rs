@@ -4,7 +4,11 @@
 
 use actix_web::{delete, get, http::header, post, put, web, HttpResponse};
 use chrono::Utc;
-use redress_shared::deadlines::policies::{self, PolicyView, SlaPolicy};
+use diesel_async::AsyncConnection;
+use redress_shared::{
+    db::tenant::set_tenant,
+    deadlines::policies::{self, PolicyView, SlaPolicy},
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -107,7 +111,16 @@ pub async fn create(
     caller.require("tenant:admin")?;
     let policy = validated(&state, &caller, &body, None).await?;
     let mut conn = state.pool.get().await?;
-    let view = policies::insert(&mut conn, &caller.tenant_id, &policy, Utc::now())
+    let view = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let view = policies::insert(conn, &caller.tenant_id, &policy, Utc::now()).await?;
+            if view.is_some() {
+                crate::audit::record(conn, &caller, "sla_policy.created", &policy.code, json!({}))
+                    .await?;
+            }
+            Ok::<_, ApiError>(view)
+        })
         .await?
         .ok_or_else(|| ApiError::Conflict {
             kind: "sla-policy-exists",
@@ -150,9 +163,23 @@ pub async fn replace(
     caller.require("tenant:admin")?;
     let policy = validated(&state, &caller, &body, Some(&path)).await?;
     let mut conn = state.pool.get().await?;
-    let view = policies::replace(&mut conn, &caller.tenant_id, &policy, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let view = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let view = policies::replace(conn, &caller.tenant_id, &policy, Utc::now())
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            crate::audit::record(
+                conn,
+                &caller,
+                "sla_policy.replaced",
+                &policy.code,
+                json!({}),
+            )
+            .await?;
+            Ok::<_, ApiError>(view)
+        })
+        .await?;
     tracing::info!(tenant.id = %caller.tenant_id, sla.policy = %policy.code, "SLA policy replaced");
     Ok(HttpResponse::Ok().json(view))
 }
@@ -178,9 +205,15 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("tenant:admin")?;
     let mut conn = state.pool.get().await?;
-    if !policies::delete(&mut conn, &caller.tenant_id, &path).await? {
-        return Err(ApiError::NotFound);
-    }
+    conn.transaction(async |conn| {
+        set_tenant(conn, &caller.tenant_id).await?;
+        if !policies::delete(conn, &caller.tenant_id, &path).await? {
+            return Err(ApiError::NotFound);
+        }
+        crate::audit::record(conn, &caller, "sla_policy.deleted", &path, json!({})).await?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(tenant.id = %caller.tenant_id, sla.policy = %path, "SLA policy deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use actix_web::{delete, get, http::header, patch, post, web, HttpRequest, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use redress_shared::{
+    db::tenant::set_tenant,
     domain::FieldError,
     ids::WebhookEndpointId,
     webhooks::{
@@ -23,7 +25,7 @@ use redress_shared::{
     },
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::{
     auth::Caller,
@@ -197,6 +199,14 @@ async fn with_resolve_timeout<T>(
     }
 }
 
+/// The host of an endpoint URL, for the audit log: the path and query may carry the
+/// tenant's credentials and are not recorded.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    Some(authority.rsplit('@').next().unwrap_or(authority).to_owned())
+}
+
 fn endpoint_id(raw: &str) -> Result<WebhookEndpointId, ApiError> {
     WebhookEndpointId::parse(raw).map_err(|_| ApiError::NotFound)
 }
@@ -282,8 +292,23 @@ pub async fn create(
     let resolver = resolver(&state);
     let new = with_resolve_timeout(model::check_new_endpoint(&input, &resolver)).await?;
     let mut conn = state.pool.get().await?;
-    let (row, secret) =
-        store::create_endpoint(&mut conn, &caller.tenant_id, &new, Utc::now()).await?;
+    let (row, secret) = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let (row, secret) =
+                store::create_endpoint(conn, &caller.tenant_id, &new, Utc::now()).await?;
+            // The URL may carry the tenant's credentials: only the host is kept.
+            crate::audit::record(
+                conn,
+                &caller,
+                "webhook_endpoint.created",
+                row.id.as_str(),
+                json!({"host": url_host(&row.url), "events": row.event_types}),
+            )
+            .await?;
+            Ok::<_, ApiError>((row, secret))
+        })
+        .await?;
     // The URL is the tenant's and may carry its credentials: it is not logged.
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %row.id, actor = %caller.client_id, "webhook endpoint registered");
     Ok(HttpResponse::Created()
@@ -419,9 +444,23 @@ pub async fn update(
     let resolver = resolver(&state);
     let patch = with_resolve_timeout(model::check_patch(&input, &resolver)).await?;
     let mut conn = state.pool.get().await?;
-    let row = store::update_endpoint(&mut conn, &caller.tenant_id, &id, &patch, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let row = store::update_endpoint(conn, &caller.tenant_id, &id, &patch, Utc::now())
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            crate::audit::record(
+                conn,
+                &caller,
+                "webhook_endpoint.updated",
+                id.as_str(),
+                json!({"host": url_host(&row.url), "events": row.event_types, "enabled": row.enabled}),
+            )
+            .await?;
+            Ok::<_, ApiError>(row)
+        })
+        .await?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, actor = %caller.client_id, "webhook endpoint changed");
     Ok(HttpResponse::Ok().json(row.to_view()))
 }
@@ -447,9 +486,22 @@ pub async fn remove(
     caller.require(SCOPE)?;
     let id = endpoint_id(&path)?;
     let mut conn = state.pool.get().await?;
-    if !store::delete_endpoint(&mut conn, &caller.tenant_id, &id).await? {
-        return Err(ApiError::NotFound);
-    }
+    conn.transaction(async |conn| {
+        set_tenant(conn, &caller.tenant_id).await?;
+        if !store::delete_endpoint(conn, &caller.tenant_id, &id).await? {
+            return Err(ApiError::NotFound);
+        }
+        crate::audit::record(
+            conn,
+            &caller,
+            "webhook_endpoint.deleted",
+            id.as_str(),
+            json!({}),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, actor = %caller.client_id, "webhook endpoint deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -484,10 +536,23 @@ pub async fn rotate_secret(
             .saturating_mul(3600),
     );
     let mut conn = state.pool.get().await?;
-    let (row, secret) =
-        store::rotate_secret(&mut conn, &caller.tenant_id, &id, overlap, Utc::now())
-            .await?
-            .ok_or(ApiError::NotFound)?;
+    let (row, secret) = conn
+        .transaction(async |conn| {
+            set_tenant(conn, &caller.tenant_id).await?;
+            let rotated = store::rotate_secret(conn, &caller.tenant_id, &id, overlap, Utc::now())
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            crate::audit::record(
+                conn,
+                &caller,
+                "webhook_endpoint.secret_rotated",
+                id.as_str(),
+                json!({"previous_secret_expires_at": rotated.0.previous_secret_expires_at}),
+            )
+            .await?;
+            Ok::<_, ApiError>(rotated)
+        })
+        .await?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, actor = %caller.client_id, "webhook secret rotated");
     Ok(HttpResponse::Ok().json(EndpointWithSecret {
         endpoint: row.to_view(),

@@ -41,6 +41,7 @@ diesel::table! {
         last_sequence -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        personal_data_erased_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -78,6 +78,33 @@ pub fn mask_phone(phone: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
 }
 
+/// For text that leaves the hub outside the case record (error answers, log lines): card
+/// numbers as [`mask_pans`], then every other run of 7 or more digits as a phone number,
+/// whatever it really is, so no full phone number or PAN is ever echoed.
+pub fn mask_numbers(text: &str) -> String {
+    let text = mask_pans(text);
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 7 {
+            out.push_str(&mask_phone(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            run.push(ch);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(ch);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +130,18 @@ mod tests {
     fn phone_numbers_amounts_and_non_luhn_numbers_are_left_alone() {
         let text = "电话13800138000，金额299.00，订单号1234567890123";
         assert_eq!(mask_pans(text), text);
+    }
+
+    #[test]
+    fn text_for_errors_and_logs_carries_no_full_phone_or_card_number() {
+        let masked =
+            mask_numbers("invalid type: string \"13800138000\", card 6222021234567890128, 299.00");
+        assert!(!masked.contains("13800138000"), "{masked}");
+        assert!(!masked.contains("6222021234567890128"), "{masked}");
+        assert!(
+            masked.contains("138****8000") && masked.contains("299.00"),
+            "{masked}"
+        );
     }
 
     #[test]
