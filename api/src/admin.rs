@@ -19,7 +19,16 @@ pub struct CreatedTenant {
     pub client_secret: String,
 }
 
+/// Who runs an admin command, for the audit log: `cli:<os user>`.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
 /// Creates a tenant (from a template, if named) and a first client holding every scope.
+/// Cross-tenant administration: it runs over the admin URL (the owner) and is audited.
 pub async fn create_tenant(
     database_url: &str,
     name: &str,
@@ -77,6 +86,20 @@ pub async fn create_tenant(
             )
             .await?;
         }
+        redress_shared::audit::record(
+            conn,
+            redress_shared::audit::Entry {
+                tenant: Some(&tenant_id),
+                actor: &cli_actor(),
+                action: "tenant.created",
+                target: Some(tenant_id.as_str()),
+                details: serde_json::json!({
+                    "first_client": client_id.as_str(),
+                    "template": template.as_ref().map(|t| t.template.as_str()),
+                }),
+            },
+        )
+        .await?;
         Ok::<_, diesel::result::Error>(())
     })
     .await?;

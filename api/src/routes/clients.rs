@@ -2,6 +2,7 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
+use redress_shared::db::tenant;
 use redress_shared::{db::tenants, domain::FieldError, ids::ClientId};
 use serde::Serialize;
 use serde_json::Value;
@@ -117,14 +118,9 @@ pub async fn create(
         .map_err(ApiError::internal)?;
     let id = ClientId::generate();
     let mut conn = state.pool.get().await?;
-    let row = tenants::insert_client(
-        &mut conn,
-        &caller.tenant_id,
-        &id,
-        &new.name,
-        &hash,
-        &new.scopes,
-    )
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        tenants::insert_client(conn, &caller.tenant_id, &id, &new.name, &hash, &new.scopes).await
+    })
     .await?;
     tracing::info!(tenant.id = %caller.tenant_id, client.id = %id, actor = %caller.client_id, "client created");
     Ok(HttpResponse::Created().json(CreatedClient {

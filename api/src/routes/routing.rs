@@ -4,7 +4,8 @@
 
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
+use redress_shared::db::tenant;
 use redress_shared::{
     domain::{ComplaintInput, FieldError},
     ids::TenantId,
@@ -101,7 +102,10 @@ pub async fn get_routing(
 ) -> Result<HttpResponse, ApiError> {
     require_read(&caller)?;
     let mut conn = state.pool.get().await?;
-    let row = store::latest(&mut conn, &caller.tenant_id).await?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::latest(conn, &caller.tenant_id).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(RoutingVersion::of(row)?))
 }
 
@@ -137,8 +141,8 @@ async fn save(
     actor: &str,
     edit: impl FnOnce(RoutingData) -> Result<RoutingData, StoreError> + Send,
 ) -> Result<VersionRow, StoreError> {
-    conn.transaction(async |conn| store::save_with(conn, tenant, base, note, actor, edit).await)
-        .await
+    // The caller's tenant transaction is the one the new version commits in.
+    store::save_with(conn, tenant, base, note, actor, edit).await
 }
 
 /// Replaces the whole routing. Every condition is checked first: a document with any
@@ -170,14 +174,17 @@ pub async fn replace_routing(
     check_note(req.note.as_deref(), "/note")?;
     let mut conn = state.pool.get().await?;
     let actor = redress_shared::domain::events::actor_client(caller.client_id.as_str());
-    let row = save(
-        &mut conn,
-        &caller.tenant_id,
-        req.base_version,
-        req.note.as_deref(),
-        &actor,
-        |_| Ok(req.routing),
-    )
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        save(
+            conn,
+            &caller.tenant_id,
+            req.base_version,
+            req.note.as_deref(),
+            &actor,
+            |_| Ok(req.routing),
+        )
+        .await
+    })
     .await
     .map_err(|e| match e {
         StoreError::Invalid(errors) => ApiError::InvalidBody(
@@ -248,7 +255,10 @@ pub async fn list_versions(
         }]));
     }
     let mut conn = state.pool.get().await?;
-    let rows = store::list_versions(&mut conn, &caller.tenant_id, q.before, limit).await?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_versions(conn, &caller.tenant_id, q.before, limit).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VersionList {
         data: rows
             .into_iter()
@@ -283,9 +293,11 @@ pub async fn get_version(
     require_read(&caller)?;
     let v: i32 = path.parse().map_err(|_| ApiError::NotFound)?;
     let mut conn = state.pool.get().await?;
-    let row = store::version(&mut conn, &caller.tenant_id, v)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::version(conn, &caller.tenant_id, v).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(RoutingVersion::of(Some(row))?))
 }
 
@@ -323,7 +335,12 @@ pub async fn list_entries(
     require_read(&caller)?;
     let c = collection(&path)?;
     let mut conn = state.pool.get().await?;
-    let current = RoutingVersion::of(store::latest(&mut conn, &caller.tenant_id).await?)?;
+    let current = RoutingVersion::of(
+        tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+            store::latest(conn, &caller.tenant_id).await
+        })
+        .await?,
+    )?;
     Ok(HttpResponse::Ok().json(EntryList {
         version: current.version,
         data: edit::list(&current.routing, c),
@@ -374,18 +391,14 @@ pub async fn put_entry(
     let note = format!("put {}/{code}", c.name());
     let mut index = None;
     let mut conn = state.pool.get().await?;
-    let row = save(
-        &mut conn,
-        &caller.tenant_id,
-        None,
-        Some(&note),
-        &actor,
-        |data| {
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        save(conn, &caller.tenant_id, None, Some(&note), &actor, |data| {
             let (data, i) = edit::upsert(data, c, &code, &raw).map_err(StoreError::Invalid)?;
             index = Some(i);
             Ok(data)
-        },
-    )
+        })
+        .await
+    })
     .await;
     let row = match row {
         Ok(row) => row,
@@ -439,13 +452,8 @@ pub async fn delete_entry(
     let note = format!("delete {}/{code}", c.name());
     let mut found = true;
     let mut conn = state.pool.get().await?;
-    let row = save(
-        &mut conn,
-        &caller.tenant_id,
-        None,
-        Some(&note),
-        &actor,
-        |data| {
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        save(conn, &caller.tenant_id, None, Some(&note), &actor, |data| {
             match edit::remove(data, c, &code) {
                 Some(data) => Ok(data),
                 None => {
@@ -454,8 +462,9 @@ pub async fn delete_entry(
                     Err(StoreError::Invalid(Vec::new()))
                 }
             }
-        },
-    )
+        })
+        .await
+    })
     .await;
     match row {
         Ok(row) => {
@@ -563,13 +572,18 @@ pub async fn preview(
         ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
     let mut conn = state.pool.get().await?;
     if q.version.is_none() {
-        check_category(&mut conn, &caller.tenant_id, &input.category).await?;
+        tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+            check_category(conn, &caller.tenant_id, &input.category).await
+        })
+        .await?;
     }
     let now = Utc::now();
-    let decision = cases::decide(&mut conn, &caller.tenant_id, &input, q.version, now)
-        .await
-        .map_err(store_error)?
-        .ok_or(ApiError::NotFound)?;
+    let decision = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        cases::decide(conn, &caller.tenant_id, &input, q.version, now).await
+    })
+    .await
+    .map_err(store_error)?
+    .ok_or(ApiError::NotFound)?;
     let rungs: Vec<PreviewRung> = decision
         .main
         .iter()
@@ -580,14 +594,17 @@ pub async fn preview(
                 .map(|s| (t.track.clone(), s.channel.clone(), s.sla_policy.clone()))
         })
         .collect();
-    let deadlines = deadlines_hook::preview(
-        &mut conn,
-        &caller.tenant_id,
-        &caller.client_id,
-        &input,
-        &rungs,
-        now,
-    )
+    let deadlines = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        deadlines_hook::preview(
+            conn,
+            &caller.tenant_id,
+            &caller.client_id,
+            &input,
+            &rungs,
+            now,
+        )
+        .await
+    })
     .await?;
     Ok(HttpResponse::Ok().json(Preview {
         deadlines: rungs

@@ -4,6 +4,7 @@
 
 use actix_web::{delete, get, http::header, post, put, web, HttpResponse};
 use chrono::Utc;
+use redress_shared::db::tenant;
 use redress_shared::deadlines::policies::{self, PolicyView, SlaPolicy};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -34,7 +35,10 @@ async fn validated(
         serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let policy = SlaPolicy::from_json(&raw, path_code).map_err(ApiError::InvalidBody)?;
     let mut conn = state.pool.get().await?;
-    let errors = policies::check_references(&mut conn, &caller.tenant_id, &policy).await?;
+    let errors = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::check_references(conn, &caller.tenant_id, &policy).await
+    })
+    .await?;
     if !errors.is_empty() {
         return Err(ApiError::InvalidBody(errors));
     }
@@ -55,7 +59,10 @@ async fn validated(
 pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     require_read(&caller)?;
     let mut conn = state.pool.get().await?;
-    let data = policies::list(&mut conn, &caller.tenant_id).await?;
+    let data = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::list(conn, &caller.tenant_id).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(PolicyList { data }))
 }
 
@@ -79,9 +86,11 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     require_read(&caller)?;
     let mut conn = state.pool.get().await?;
-    let policy = policies::find(&mut conn, &caller.tenant_id, &path)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let policy = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::find(conn, &caller.tenant_id, &path).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(policy))
 }
 
@@ -107,16 +116,18 @@ pub async fn create(
     caller.require("tenant:admin")?;
     let policy = validated(&state, &caller, &body, None).await?;
     let mut conn = state.pool.get().await?;
-    let view = policies::insert(&mut conn, &caller.tenant_id, &policy, Utc::now())
-        .await?
-        .ok_or_else(|| ApiError::Conflict {
-            kind: "sla-policy-exists",
-            detail: format!(
-                "the tenant already has a policy `{}`; PUT /v1/sla-policies/{} replaces it",
-                policy.code, policy.code
-            ),
-            extra: json!({}),
-        })?;
+    let view = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::insert(conn, &caller.tenant_id, &policy, Utc::now()).await
+    })
+    .await?
+    .ok_or_else(|| ApiError::Conflict {
+        kind: "sla-policy-exists",
+        detail: format!(
+            "the tenant already has a policy `{}`; PUT /v1/sla-policies/{} replaces it",
+            policy.code, policy.code
+        ),
+        extra: json!({}),
+    })?;
     tracing::info!(tenant.id = %caller.tenant_id, sla.policy = %policy.code, "SLA policy created");
     Ok(HttpResponse::Created()
         .insert_header((
@@ -150,9 +161,11 @@ pub async fn replace(
     caller.require("tenant:admin")?;
     let policy = validated(&state, &caller, &body, Some(&path)).await?;
     let mut conn = state.pool.get().await?;
-    let view = policies::replace(&mut conn, &caller.tenant_id, &policy, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let view = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::replace(conn, &caller.tenant_id, &policy, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, sla.policy = %policy.code, "SLA policy replaced");
     Ok(HttpResponse::Ok().json(view))
 }
@@ -178,7 +191,11 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     caller.require("tenant:admin")?;
     let mut conn = state.pool.get().await?;
-    if !policies::delete(&mut conn, &caller.tenant_id, &path).await? {
+    if !tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::delete(conn, &caller.tenant_id, &path).await
+    })
+    .await?
+    {
         return Err(ApiError::NotFound);
     }
     tracing::info!(tenant.id = %caller.tenant_id, sla.policy = %path, "SLA policy deleted");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::{delete, get, http::header, patch, post, web, HttpRequest, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
+use redress_shared::db::tenant;
 use redress_shared::{
     domain::FieldError,
     ids::WebhookEndpointId,
@@ -282,8 +283,10 @@ pub async fn create(
     let resolver = resolver(&state);
     let new = with_resolve_timeout(model::check_new_endpoint(&input, &resolver)).await?;
     let mut conn = state.pool.get().await?;
-    let (row, secret) =
-        store::create_endpoint(&mut conn, &caller.tenant_id, &new, Utc::now()).await?;
+    let (row, secret) = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::create_endpoint(conn, &caller.tenant_id, &new, Utc::now()).await
+    })
+    .await?;
     // The URL is the tenant's and may carry its credentials: it is not logged.
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %row.id, actor = %caller.client_id, "webhook endpoint registered");
     Ok(HttpResponse::Created()
@@ -349,7 +352,10 @@ pub async fn list(
         return Err(ApiError::InvalidParams(errors));
     }
     let mut conn = state.pool.get().await?;
-    let rows = store::list_endpoints(&mut conn, &caller.tenant_id, after.as_ref(), limit).await?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_endpoints(conn, &caller.tenant_id, after.as_ref(), limit).await
+    })
+    .await?;
     let (rows, more) = split_page(rows, limit);
     let next_cursor = if more {
         rows.last().map(|r| encode_cursor(&r.id))
@@ -383,9 +389,11 @@ pub async fn get(
     caller.require(SCOPE)?;
     let id = endpoint_id(&path)?;
     let mut conn = state.pool.get().await?;
-    let row = store::get_endpoint(&mut conn, &caller.tenant_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::get_endpoint(conn, &caller.tenant_id, &id).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(row.to_view()))
 }
 
@@ -419,9 +427,11 @@ pub async fn update(
     let resolver = resolver(&state);
     let patch = with_resolve_timeout(model::check_patch(&input, &resolver)).await?;
     let mut conn = state.pool.get().await?;
-    let row = store::update_endpoint(&mut conn, &caller.tenant_id, &id, &patch, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::update_endpoint(conn, &caller.tenant_id, &id, &patch, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, actor = %caller.client_id, "webhook endpoint changed");
     Ok(HttpResponse::Ok().json(row.to_view()))
 }
@@ -447,7 +457,11 @@ pub async fn remove(
     caller.require(SCOPE)?;
     let id = endpoint_id(&path)?;
     let mut conn = state.pool.get().await?;
-    if !store::delete_endpoint(&mut conn, &caller.tenant_id, &id).await? {
+    if !tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::delete_endpoint(conn, &caller.tenant_id, &id).await
+    })
+    .await?
+    {
         return Err(ApiError::NotFound);
     }
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, actor = %caller.client_id, "webhook endpoint deleted");
@@ -484,10 +498,11 @@ pub async fn rotate_secret(
             .saturating_mul(3600),
     );
     let mut conn = state.pool.get().await?;
-    let (row, secret) =
-        store::rotate_secret(&mut conn, &caller.tenant_id, &id, overlap, Utc::now())
-            .await?
-            .ok_or(ApiError::NotFound)?;
+    let (row, secret) = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::rotate_secret(conn, &caller.tenant_id, &id, overlap, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, actor = %caller.client_id, "webhook secret rotated");
     Ok(HttpResponse::Ok().json(EndpointWithSecret {
         endpoint: row.to_view(),
@@ -573,9 +588,11 @@ pub async fn deliveries(
         limit,
     };
     let mut conn = state.pool.get().await?;
-    let rows = store::list_deliveries(&mut conn, &caller.tenant_id, &id, &filter)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_deliveries(conn, &caller.tenant_id, &id, &filter).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let (rows, more) = split_page(rows, limit);
     let next_before = if more {
         rows.last().map(|(a, _)| a.id)
@@ -666,9 +683,11 @@ pub async fn messages(
         limit,
     };
     let mut conn = state.pool.get().await?;
-    let rows = store::list_messages(&mut conn, &caller.tenant_id, &id, &filter)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_messages(conn, &caller.tenant_id, &id, &filter).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let (rows, more) = split_page(rows, limit);
     let next_before = if more {
         rows.last().map(|m| m.id.clone())
@@ -706,9 +725,11 @@ pub async fn get_message(
     let (endpoint, msg) = path.into_inner();
     let (endpoint, msg) = (endpoint_id(&endpoint)?, message_id(&msg)?);
     let mut conn = state.pool.get().await?;
-    let row = store::get_message(&mut conn, &caller.tenant_id, &endpoint, &msg)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::get_message(conn, &caller.tenant_id, &endpoint, &msg).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(row.to_view()))
 }
 
@@ -740,9 +761,11 @@ pub async fn redeliver(
     let (endpoint, msg) = path.into_inner();
     let (endpoint, msg) = (endpoint_id(&endpoint)?, message_id(&msg)?);
     let mut conn = state.pool.get().await?;
-    let row = store::redeliver(&mut conn, &caller.tenant_id, &endpoint, &msg, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::redeliver(conn, &caller.tenant_id, &endpoint, &msg, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %endpoint, webhook.message_id = %msg, actor = %caller.client_id, "webhook redelivery requested");
     Ok(HttpResponse::Accepted()
         .insert_header((
@@ -781,9 +804,11 @@ pub async fn test_send(
     caller.require(SCOPE)?;
     let id = endpoint_id(&path)?;
     let mut conn = state.pool.get().await?;
-    let msg = store::enqueue_test(&mut conn, &caller.tenant_id, &id, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let msg = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::enqueue_test(conn, &caller.tenant_id, &id, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, webhook.message_id = %msg, actor = %caller.client_id, "webhook test queued");
     Ok(HttpResponse::Accepted()
         .insert_header((

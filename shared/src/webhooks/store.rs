@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
 use super::{
@@ -597,8 +597,13 @@ impl ClaimedMessage {
 
 /// Leases up to `limit` due messages of enabled, unthrottled endpoints until `now + lease`,
 /// skipping `busy_endpoints` (those this process already sends to at its per-endpoint
-/// limit). One statement: the lease is committed before any HTTP call, and `SKIP LOCKED`
+/// limit). The lease is one statement, committed before any HTTP call, and `SKIP LOCKED`
 /// lets several dispatchers claim side by side without waiting on each other.
+///
+/// Due messages are found across tenants, before any tenant is known, so the lease goes
+/// through a SECURITY DEFINER function (migration 000006) that returns only ids and
+/// tenants; what the send needs (body, URL, secrets) is then read per tenant, in a
+/// transaction set to it.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
@@ -606,41 +611,66 @@ pub async fn claim_due(
     lease: Duration,
     busy_endpoints: &[String],
 ) -> QueryResult<Vec<ClaimedMessage>> {
-    diesel::sql_query(
-        "UPDATE webhook_messages m SET claimed_until = $1 \
-         FROM webhook_endpoints e \
-         WHERE e.id = m.endpoint_id AND m.id IN ( \
-             SELECT m2.id FROM webhook_messages m2 \
-             JOIN webhook_endpoints e2 ON e2.id = m2.endpoint_id \
-             WHERE m2.status = 'pending' AND m2.next_attempt_at <= $2 \
-               AND (m2.claimed_until IS NULL OR m2.claimed_until <= $2) \
-               AND e2.enabled AND (e2.throttled_until IS NULL OR e2.throttled_until <= $2) \
-               AND NOT (m2.endpoint_id = ANY($3)) \
-             ORDER BY m2.next_attempt_at \
-             LIMIT $4 \
-             FOR UPDATE OF m2 SKIP LOCKED) \
-         RETURNING m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts, \
-                   e.url, e.secret, e.previous_secret, e.previous_secret_expires_at",
+    #[derive(QueryableByName)]
+    struct Leased {
+        #[diesel(sql_type = sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = sql_types::Text)]
+        tenant_id: String,
+    }
+    let leased: Vec<Leased> = diesel::sql_query(
+        "SELECT id, tenant_id FROM redress_claim_webhook_messages($1, $2, $3, $4)",
     )
-    .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
     .bind::<sql_types::Timestamptz, _>(now)
-    .bind::<sql_types::Array<sql_types::Text>, _>(busy_endpoints)
     .bind::<sql_types::BigInt, _>(limit)
+    .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
+    .bind::<sql_types::Array<sql_types::Text>, _>(busy_endpoints)
     .load(conn)
-    .await
+    .await?;
+    let mut by_tenant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for l in leased {
+        by_tenant.entry(l.tenant_id).or_default().push(l.id);
+    }
+    let mut claimed = Vec::new();
+    for (tenant, ids) in by_tenant {
+        let tenant = TenantId::from_trusted(tenant);
+        let rows: Vec<ClaimedMessage> =
+            crate::db::tenant::transaction(conn, &tenant, async |conn| {
+                diesel::sql_query(
+                    "SELECT m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts, \
+                            e.url, e.secret, e.previous_secret, e.previous_secret_expires_at \
+                     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id \
+                     WHERE m.id = ANY($1) AND m.tenant_id = $2",
+                )
+                .bind::<sql_types::Array<sql_types::Text>, _>(&ids)
+                .bind::<sql_types::Text, _>(tenant.as_str())
+                .load(conn)
+                .await
+            })
+            .await?;
+        claimed.extend(rows);
+    }
+    Ok(claimed)
 }
 
 /// Gives leased messages back untouched (no attempt counted), for messages this process
-/// claimed but cannot send now.
-pub async fn release(conn: &mut AsyncPgConnection, ids: &[String]) -> QueryResult<()> {
-    if ids.is_empty() {
-        return Ok(());
+/// claimed but cannot send now; one transaction per tenant.
+pub async fn release(conn: &mut AsyncPgConnection, messages: &[ClaimedMessage]) -> QueryResult<()> {
+    let mut by_tenant: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for m in messages {
+        by_tenant.entry(&m.tenant_id).or_default().push(&m.id);
     }
-    diesel::update(webhook_messages::table.filter(webhook_messages::id.eq_any(ids)))
-        .set(webhook_messages::claimed_until.eq(None::<DateTime<Utc>>))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    for (tenant, ids) in by_tenant {
+        let tenant = TenantId::from_trusted(tenant.to_owned());
+        crate::db::tenant::transaction(conn, &tenant, async |conn| {
+            diesel::update(webhook_messages::table.filter(webhook_messages::id.eq_any(&ids)))
+                .set(webhook_messages::claimed_until.eq(None::<DateTime<Utc>>))
+                .execute(conn)
+                .await
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// What recording an attempt did besides logging it.
@@ -673,7 +703,8 @@ pub async fn record_attempt(
     let claimed = claimed.clone();
     let outcome = outcome.clone();
     let decision = decision.clone();
-    conn.transaction(async move |conn| {
+    let tenant_ref = tenant.clone();
+    crate::db::tenant::transaction(conn, &tenant_ref, async move |conn| {
         // Locks the message against a concurrent manual redelivery, and finds out whether
         // the tenant deleted the endpoint (and with it the message) during the send.
         let still_there: Option<String> = webhook_messages::table
