@@ -9,4 +9,5 @@ mod messaging;
 mod metrics;
 mod operations;
 mod routing;
+mod tenancy;
 mod webhooks;
