@@ -4,6 +4,9 @@
 //! The setting is transaction-local (`set_config(…, true)`): it ends with the transaction,
 //! so a pooled connection that served tenant A carries nothing of A into its next use.
 //! Outside such a transaction the application role sees no tenant row at all.
+//!
+//! [`transaction`] is the usual way in (it sets the tenant as the transaction begins, at no
+//! extra round trip); [`set_tenant`] is for a caller already inside `conn.transaction`.
 
 use diesel::{sql_types::Text, QueryResult};
 use diesel_async::AsyncPgConnection;
