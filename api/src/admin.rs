@@ -23,7 +23,16 @@ pub struct CreatedTenant {
     pub client_secret: String,
 }
 
+/// Who runs an admin command, for the audit log: `cli:<os user>`.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
 /// Creates a tenant (from a template, if named) and a first client holding every scope.
+/// Cross-tenant administration: it runs over the admin URL (the owner) and is audited.
 pub async fn create_tenant(
     database_url: &str,
     name: &str,
@@ -81,6 +90,20 @@ pub async fn create_tenant(
             )
             .await?;
         }
+        redress_shared::audit::record(
+            conn,
+            redress_shared::audit::Entry {
+                tenant: Some(&tenant_id),
+                actor: &cli_actor(),
+                action: "tenant.created",
+                target: Some(tenant_id.as_str()),
+                details: serde_json::json!({
+                    "first_client": client_id.as_str(),
+                    "template": template.as_ref().map(|t| t.template.as_str()),
+                }),
+            },
+        )
+        .await?;
         Ok::<_, diesel::result::Error>(())
     })
     .await?;
@@ -113,26 +136,18 @@ pub fn keygen(out: &Path) -> anyhow::Result<String> {
     Ok(kid)
 }
 
-/// `cli:<os user>`, the actor of admin commands in the audit log.
-pub fn cli_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
-}
-
 pub async fn rotate_signing_key(
     settings: &redress_shared::config::Settings,
     algorithm: rotation::NewKeyAlgorithm,
 ) -> anyhow::Result<rotation::Rotated> {
-    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let mut conn = AsyncPgConnection::establish(settings.admin_database_url.expose()).await?;
     Ok(rotation::rotate(&mut conn, settings, &cli_actor(), algorithm).await?)
 }
 
 pub async fn list_signing_keys(
     settings: &redress_shared::config::Settings,
 ) -> anyhow::Result<Vec<keys::KeySchedule>> {
-    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let mut conn = AsyncPgConnection::establish(settings.admin_database_url.expose()).await?;
     Ok(rotation::list(&mut conn, settings).await?)
 }
 
@@ -176,7 +191,7 @@ pub async fn rotate_client_secret(
     client: &str,
     overlap_secs: Option<u64>,
 ) -> anyhow::Result<client_admin::RotatedSecret> {
-    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let mut conn = AsyncPgConnection::establish(settings.admin_database_url.expose()).await?;
     let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
     let overlap = overlap_secs.unwrap_or(settings.client_auth.secret_overlap_secs);
     client_admin::rotate_secret(
@@ -200,7 +215,7 @@ pub async fn add_client_keys(
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", jwk_file.display()))?;
     let body: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", jwk_file.display()))?;
-    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let mut conn = AsyncPgConnection::establish(settings.admin_database_url.expose()).await?;
     let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
     client_admin::add_keys(
         &mut conn,
@@ -219,7 +234,7 @@ pub async fn list_client_keys(
     settings: &redress_shared::config::Settings,
     client: &str,
 ) -> anyhow::Result<Vec<client_admin::ClientKeyView>> {
-    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let mut conn = AsyncPgConnection::establish(settings.admin_database_url.expose()).await?;
     let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
     client_admin::list_keys(&mut conn, &tenant, &id, Authority::Operator)
         .await
@@ -231,7 +246,7 @@ pub async fn remove_client_key(
     client: &str,
     kid: &str,
 ) -> anyhow::Result<()> {
-    let mut conn = AsyncPgConnection::establish(settings.database_url.expose()).await?;
+    let mut conn = AsyncPgConnection::establish(settings.admin_database_url.expose()).await?;
     let (id, tenant, _) = client_and_tenant(&mut conn, client).await?;
     client_admin::remove_key(
         &mut conn,

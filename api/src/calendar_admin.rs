@@ -27,7 +27,20 @@ pub async fn load_year(
     let now = chrono::Utc::now();
     let loaded = conn
         .transaction(async |conn| {
-            calendars::load_year(conn, calendar, year, entries, source, now).await
+            let loaded = calendars::load_year(conn, calendar, year, entries, source, now).await?;
+            // A built-in calendar is every tenant's: a hub-wide entry.
+            redress_shared::audit::record(
+                conn,
+                redress_shared::audit::Entry {
+                    tenant: None,
+                    actor: &crate::admin::cli_actor(),
+                    action: "calendar.year_loaded",
+                    target: Some(calendar),
+                    details: serde_json::json!({ "year": year, "source": source }),
+                },
+            )
+            .await?;
+            Ok::<_, DeadlineError>(loaded)
         })
         .await
         .map_err(|e| match e {

@@ -26,13 +26,22 @@ async fn main() -> anyhow::Result<()> {
             redress_shared::telemetry::init(&settings.log);
             match command {
                 Command::Migrate => {
+                    // As the tables' owner; the serving processes connect as redress_app.
                     let applied =
-                        redress_shared::db::migrate(settings.database_url.expose()).await?;
+                        redress_shared::db::migrate(settings.admin_database_url.expose()).await?;
                     eprintln!(
                         "applied {} migration(s): {}",
                         applied.len(),
                         applied.join(", ")
                     );
+                    if let Some(role) = redress_shared::db::set_app_role_password(
+                        settings.admin_database_url.expose(),
+                        settings.database_url.expose(),
+                    )
+                    .await?
+                    {
+                        eprintln!("set the password of role {role} to the one in database_url");
+                    }
                 }
                 Command::Admin {
                     command:
@@ -41,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
                         },
                 } => {
                     let created = admin::create_tenant(
-                        settings.database_url.expose(),
+                        settings.admin_database_url.expose(),
                         &name,
                         template.as_deref(),
                     )
@@ -61,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
                         },
                 } => {
                     let loaded = redress_api::calendar_admin::load_year(
-                        settings.database_url.expose(),
+                        settings.admin_database_url.expose(),
                         &calendar,
                         year,
                         &file,
@@ -114,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
                         HubAdminCommand::Revoke { client } => (client, false),
                     };
                     let scopes =
-                        admin::set_hub_admin(settings.database_url.expose(), &client, grant)
+                        admin::set_hub_admin(settings.admin_database_url.expose(), &client, grant)
                             .await?;
                     println!(
                         "{}",

@@ -593,19 +593,28 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
             "intake p99 < 25 ms at half max".to_owned(),
             // No samples is a miss, not a pass: nothing arrived to be measured.
             h.intake_ms.count > 0 && h.intake_ms.p99 < 25.0,
-            format!("{:.1} ms over {} samples", h.intake_ms.p99, h.intake_ms.count),
+            format!(
+                "{:.1} ms over {} samples",
+                h.intake_ms.p99, h.intake_ms.count
+            ),
         ));
         targets.push((
             "end-to-end (routed) p99 < 250 ms at half max".to_owned(),
             // No samples is a miss, not a pass: nothing arrived to be measured.
             h.routed_ms.count > 0 && h.routed_ms.p99 < 250.0,
-            format!("{:.1} ms over {} samples", h.routed_ms.p99, h.routed_ms.count),
+            format!(
+                "{:.1} ms over {} samples",
+                h.routed_ms.p99, h.routed_ms.count
+            ),
         ));
         targets.push((
             "end-to-end (webhook) p99 < 250 ms at half max".to_owned(),
             // No samples is a miss, not a pass: nothing arrived to be measured.
             h.webhook_ms.count > 0 && h.webhook_ms.p99 < 250.0,
-            format!("{:.1} ms over {} samples", h.webhook_ms.p99, h.webhook_ms.count),
+            format!(
+                "{:.1} ms over {} samples",
+                h.webhook_ms.p99, h.webhook_ms.count
+            ),
         ));
         for kind in ["api", "worker"] {
             let mib = h.rss_peak_mib.get(kind).copied().unwrap_or(0.0);

@@ -168,7 +168,13 @@ impl Stack {
                 cmd.env(k, v);
             }
         }
-        cmd.env("REDRESS_DATABASE_URL", &self.database_url)
+        // The stack runs as a deployment does: the processes as the application role
+        // (row-level security), migrations and admin commands as the owner.
+        let app_url =
+            redress_shared::db::url_with_user(&self.database_url, redress_shared::db::APP_ROLE)
+                .unwrap_or_else(|| self.database_url.clone());
+        cmd.env("REDRESS_DATABASE_URL", app_url)
+            .env("REDRESS_ADMIN_DATABASE_URL", &self.database_url)
             .env("REDRESS_AMQP_URL", &self.cfg.amqp_url)
             .env("REDRESS_AMQP_NAMESPACE", &self.namespace)
             .env("REDRESS_LOG", &self.cfg.log)

@@ -29,8 +29,16 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Postgres URL; may carry a password, hence secret.
+    /// Postgres URL the API and the worker connect with, as `redress_app`: a role that owns
+    /// no table and cannot bypass row-level security, so every transaction sees only the
+    /// tenant it set (shared/src/db/tenant.rs). May carry a password, hence secret; when it
+    /// does, `redress-api migrate` makes it that role's password.
     pub database_url: Secret,
+    /// Postgres URL of the tables' owner, for `redress-api migrate` and the cross-tenant
+    /// `redress-api admin …` commands (which record what they did in the audit log). Must
+    /// be a superuser or a role with BYPASSRLS: the tenant tables' policies are FORCEd,
+    /// so they hold their owner too. `serve` and the worker never connect with it.
+    pub admin_database_url: Secret,
     /// AMQP URL; the vhost in the path is honoured (`%2f` is the default vhost).
     pub amqp_url: Secret,
     /// Prefix of every exchange and queue this deployment declares, so several deployments
@@ -231,7 +239,10 @@ pub enum ConfigError {
 }
 
 const DEFAULTS: &str = r#"
-database_url = "postgres://postgres@127.0.0.1:5432/redress"
+# The application role (created by the migrations; trust auth locally, so no password).
+database_url = "postgres://redress_app@127.0.0.1:5432/redress"
+# The owner, for migrations and admin commands only.
+admin_database_url = "postgres://postgres@127.0.0.1:5432/redress"
 amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 amqp_namespace = "redress"
 http_addr = "127.0.0.1:8080"
@@ -510,6 +521,7 @@ mod tests {
         s.validate().unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("guest:guest"), "{printed}");
+        assert!(s.database_url.expose().contains("redress_app@"));
     }
 
     #[test]

@@ -1108,7 +1108,7 @@ async fn three_workers_fire_each_warning_and_breach_of_10000_clocks_once_even_wh
     .await
     .unwrap();
 
-    let mut workers = start_workers(&app.settings, &app.database_url);
+    let mut workers = start_workers(&app.settings, app.settings.database_url.expose());
     eprintln!("scheduler load test: {}", workers.kind());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     workers.assert_alive();

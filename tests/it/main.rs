@@ -12,4 +12,5 @@ mod operations;
 mod privacy;
 mod rotation;
 mod routing;
+mod tenancy;
 mod webhooks;

@@ -196,7 +196,7 @@ async fn a_redelivered_message_changes_nothing() {
     .await;
 
     // Applied directly as well, to see the outcome the worker computes for it.
-    let pool = redress_shared::db::pool(&app.database_url, 1).unwrap();
+    let pool = redress_shared::db::pool(app.settings.database_url.expose(), 1).unwrap();
     let outcome = redress_worker::routing::process(&pool, &message)
         .await
         .unwrap();

@@ -172,7 +172,13 @@ impl TestApp {
         );
         let database_url = fresh_database().await;
         let mut settings = Settings::defaults().unwrap();
-        settings.database_url = Secret::new(database_url.clone());
+        // The app connects as the application role, held by row-level security like in a
+        // deployment; the harness (`db()`, `create_tenant`) keeps the owner's URL.
+        settings.database_url = Secret::new(
+            redress_shared::db::url_with_user(&database_url, redress_shared::db::APP_ROLE)
+                .expect("database url has a host"),
+        );
+        settings.admin_database_url = Secret::new(database_url.clone());
         settings.amqp_url = Secret::new(amqp_url());
         settings.amqp_namespace = format!(
             "{}.{}",
@@ -358,6 +364,15 @@ impl TestApp {
         }
     }
 
+    /// A connection as the application role (`redress_app`), to check what row-level
+    /// security lets the app see.
+    pub async fn app_db(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(self.settings.database_url.expose())
+            .await
+            .unwrap()
+    }
+
+    /// A connection as the owner (sees every tenant), for setup and inspection.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.database_url)
             .await

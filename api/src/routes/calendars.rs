@@ -6,6 +6,7 @@
 use actix_web::{get, http::header, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel_async::AsyncConnection;
+use redress_shared::db::tenant;
 use redress_shared::{
     calendar::{self as cal, Calendar, CalendarError, Day, Target, CN_MAINLAND_ID, WEEKDAYS_ID},
     db::tenant::set_tenant,
@@ -111,9 +112,11 @@ fn from_deadline_error(e: DeadlineError) -> ApiError {
 
 async fn load(state: &AppState, tenant: &TenantId, id: &str) -> Result<Calendar, ApiError> {
     let mut conn = state.pool.get().await?;
-    calendars::load(&mut conn, tenant, id)
-        .await
-        .map_err(from_deadline_error)
+    tenant::transaction(&mut conn, tenant, async |conn| {
+        calendars::load(conn, tenant, id).await
+    })
+    .await
+    .map_err(from_deadline_error)
 }
 
 /// Built-in calendars and the tenant's own.
@@ -130,17 +133,25 @@ pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResp
     let mut conn = state.pool.get().await?;
     let mut data = Vec::new();
     for id in calendars::BUILT_IN {
-        if let Some(calendar) = calendars::built_in(&mut conn, id)
-            .await
-            .map_err(from_deadline_error)?
+        if let Some(calendar) = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+            calendars::built_in(conn, id).await
+        })
+        .await
+        .map_err(from_deadline_error)?
         {
             data.push(built_in_view(&calendar, false));
         }
     }
-    for row in calendars::list(&mut conn, &caller.tenant_id).await? {
-        let calendar = calendars::load(&mut conn, &caller.tenant_id, &row.id)
-            .await
-            .map_err(from_deadline_error)?;
+    for row in tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::list(conn, &caller.tenant_id).await
+    })
+    .await?
+    {
+        let calendar = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+            calendars::load(conn, &caller.tenant_id, &row.id).await
+        })
+        .await
+        .map_err(from_deadline_error)?;
         data.push(tenant_view(&row, &calendar, None));
     }
     Ok(HttpResponse::Ok().json(CalendarList { data }))
@@ -165,21 +176,29 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let mut conn = state.pool.get().await?;
-    if let Some(calendar) = calendars::built_in(&mut conn, &id)
-        .await
-        .map_err(from_deadline_error)?
+    if let Some(calendar) = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::built_in(conn, &id).await
+    })
+    .await
+    .map_err(from_deadline_error)?
     {
         return Ok(HttpResponse::Ok().json(built_in_view(&calendar, true)));
     }
-    let row = calendars::find(&mut conn, &caller.tenant_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let calendar = calendars::load(&mut conn, &caller.tenant_id, &id)
-        .await
-        .map_err(from_deadline_error)?;
-    let days = calendars::tenant_days(&mut conn, &caller.tenant_id, &id)
-        .await
-        .map_err(from_deadline_error)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::find(conn, &caller.tenant_id, &id).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    let calendar = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::load(conn, &caller.tenant_id, &id).await
+    })
+    .await
+    .map_err(from_deadline_error)?;
+    let days = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::tenant_days(conn, &caller.tenant_id, &id).await
+    })
+    .await
+    .map_err(from_deadline_error)?;
     let days = days.iter().map(calendars::day_entry).collect();
     Ok(HttpResponse::Ok().json(tenant_view(&row, &calendar, Some(days))))
 }
@@ -449,10 +468,12 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
 
 async fn tenant_zone(state: &AppState, tenant: &TenantId) -> Result<deadlines::Tz, ApiError> {
     let mut conn = state.pool.get().await?;
-    let zone = redress_shared::db::tenants::find_tenant(&mut conn, tenant)
-        .await?
-        .map(|t| t.time_zone)
-        .unwrap_or_default();
+    let zone = tenant::transaction(&mut conn, tenant, async |conn| {
+        redress_shared::db::tenants::find_tenant(conn, tenant).await
+    })
+    .await?
+    .map(|t| t.time_zone)
+    .unwrap_or_default();
     Ok(deadlines::parse_time_zone(&zone).unwrap_or(deadlines::DEFAULT_TIME_ZONE))
 }
 

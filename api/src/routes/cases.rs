@@ -5,7 +5,8 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
+use redress_shared::db::tenant;
 use redress_shared::{
     db::complaints::{self, ComplaintRow},
     domain::{events, ComplaintView, FieldError},
@@ -103,15 +104,14 @@ pub async fn transition(
     let id = complaint_id(&path)?;
     let scope = caller.complaint_scope();
     let mut conn = state.pool.get().await?;
-    let (status, row) = conn
-        .transaction(async |conn| {
-            visible(conn, &scope, &id).await?;
-            let status =
-                cases::transition(conn, &caller.tenant_id, &id, &t, &actor, Utc::now()).await?;
-            Ok::<_, CaseError>((status, reread(conn, &scope, &id).await?))
-        })
-        .await
-        .map_err(case_error)?;
+    let (status, row) = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        visible(conn, &scope, &id).await?;
+        let status =
+            cases::transition(conn, &caller.tenant_id, &id, &t, &actor, Utc::now()).await?;
+        Ok::<_, CaseError>((status, reread(conn, &scope, &id).await?))
+    })
+    .await
+    .map_err(case_error)?;
     tracing::info!(tenant.id = %caller.tenant_id, complaint.id = %id, action = t.action.as_str(), status = %status, "transition recorded");
     Ok(HttpResponse::Ok().json(view(&row)?))
 }
@@ -191,23 +191,22 @@ pub async fn feedback(
     let id = complaint_id(&path)?;
     let scope = caller.complaint_scope();
     let mut conn = state.pool.get().await?;
-    let row = conn
-        .transaction(async |conn| {
-            visible(conn, &scope, &id).await?;
-            cases::feedback(
-                conn,
-                &caller.tenant_id,
-                &id,
-                satisfied,
-                comment.as_deref().filter(|c| !c.is_empty()),
-                &actor,
-                Utc::now(),
-            )
-            .await?;
-            reread(conn, &scope, &id).await
-        })
-        .await
-        .map_err(case_error)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        visible(conn, &scope, &id).await?;
+        cases::feedback(
+            conn,
+            &caller.tenant_id,
+            &id,
+            satisfied,
+            comment.as_deref().filter(|c| !c.is_empty()),
+            &actor,
+            Utc::now(),
+        )
+        .await?;
+        reread(conn, &scope, &id).await
+    })
+    .await
+    .map_err(case_error)?;
     Ok(HttpResponse::Ok().json(view(&row)?))
 }
 
@@ -251,22 +250,21 @@ pub async fn withdraw(
     let id = complaint_id(&path)?;
     let scope = caller.complaint_scope();
     let mut conn = state.pool.get().await?;
-    let row = conn
-        .transaction(async |conn| {
-            visible(conn, &scope, &id).await?;
-            cases::withdraw(
-                conn,
-                &caller.tenant_id,
-                &id,
-                reason.as_deref(),
-                &actor,
-                Utc::now(),
-            )
-            .await?;
-            reread(conn, &scope, &id).await
-        })
-        .await
-        .map_err(case_error)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        visible(conn, &scope, &id).await?;
+        cases::withdraw(
+            conn,
+            &caller.tenant_id,
+            &id,
+            reason.as_deref(),
+            &actor,
+            Utc::now(),
+        )
+        .await?;
+        reread(conn, &scope, &id).await
+    })
+    .await
+    .map_err(case_error)?;
     Ok(HttpResponse::Ok().json(view(&row)?))
 }
 
@@ -303,16 +301,14 @@ pub async fn add_evidence(
     let id = complaint_id(&path)?;
     let scope = caller.complaint_scope();
     let mut conn = state.pool.get().await?;
-    let (resumed, row) = conn
-        .transaction(async |conn| {
-            visible(conn, &scope, &id).await?;
-            let (_, resumed) =
-                cases::add_evidence(conn, &caller.tenant_id, &id, &items, &actor, Utc::now())
-                    .await?;
-            Ok::<_, CaseError>((resumed, reread(conn, &scope, &id).await?))
-        })
-        .await
-        .map_err(case_error)?;
+    let (resumed, row) = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        visible(conn, &scope, &id).await?;
+        let (_, resumed) =
+            cases::add_evidence(conn, &caller.tenant_id, &id, &items, &actor, Utc::now()).await?;
+        Ok::<_, CaseError>((resumed, reread(conn, &scope, &id).await?))
+    })
+    .await
+    .map_err(case_error)?;
     drop(conn);
     if resumed {
         // The outbox row is committed; wake the relay so routing resumes now.

@@ -3,9 +3,11 @@
 use actix_web::{get, http::header, post, web, HttpRequest, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use redress_shared::{
-    db::complaints::{self, InsertError, ListFilter},
+    db::{
+        complaints::{self, InsertError, ListFilter},
+        tenant,
+    },
     domain::{ComplaintInput, ComplaintView, EventView, Status},
     ids::ComplaintId,
 };
@@ -52,104 +54,103 @@ pub async fn create(
         ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
 
     let mut conn = state.pool.get().await?;
-    // The categories are those of the tenant's routing in force.
-    crate::routes::routing::check_category(&mut conn, &caller.tenant_id, &input.category).await?;
 
     // The key is taken, checked and completed inside the transaction that files the
     // complaint: one commit per complaint, and a crash in between leaves nothing behind.
+    // The transaction is set to the caller's tenant as it begins (one round trip for both).
     let hash = key.as_ref().map(|_| idempotency::request_hash(&raw));
     let id = ComplaintId::generate();
     let now = Utc::now();
-    let outcome = conn
-        .transaction(async |conn| {
-            if let (Some(key), Some(hash)) = (&key, &hash) {
-                match idempotency::reserve(conn, &caller.client_id, key, hash).await? {
-                    Reservation::Fresh => {}
-                    held => return Ok(Filed::Held(held)),
-                }
+    let outcome = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        // The categories are those of the tenant's routing in force.
+        crate::routes::routing::check_category(conn, &caller.tenant_id, &input.category)
+            .await
+            .map_err(IntakeError::Refused)?;
+        if let (Some(key), Some(hash)) = (&key, &hash) {
+            match idempotency::reserve(conn, &caller.client_id, key, hash).await? {
+                Reservation::Fresh => {}
+                held => return Ok(Filed::Held(held)),
             }
-            let row = complaints::insert_submitted(
-                conn,
-                &caller.tenant_id,
-                &caller.client_id,
-                &id,
-                &input,
-                now,
-            )
-            .await?;
-            let view = row.to_view().map_err(|e| {
-                InsertError::Db(diesel::result::Error::SerializationError(Box::new(e)))
-            })?;
-            let body = serde_json::to_value(&view).map_err(|e| {
-                InsertError::Db(diesel::result::Error::SerializationError(Box::new(e)))
-            })?;
-            if let (Some(key), Some(hash)) = (&key, &hash) {
-                let stored = idempotency::complete(
-                    conn,
-                    &caller.client_id,
-                    key,
-                    hash,
-                    202,
-                    &body,
-                    id.as_str(),
-                )
-                .await?;
-                if !stored {
-                    return Err(IntakeError::KeyTakenMeanwhile);
-                }
-            }
-            Ok::<_, IntakeError>(Filed::Created(body))
-        })
-        .await;
-    let body = match outcome {
-        Ok(Filed::Created(body)) => body,
-        Ok(Filed::Held(Reservation::Replay {
-            status,
-            body,
-            resource_id,
-        })) => {
-            let mut r = HttpResponse::build(
-                actix_web::http::StatusCode::from_u16(status)
-                    .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
-            );
-            if let Some(id) = resource_id {
-                r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
-            }
-            r.insert_header(("Idempotent-Replayed", "true"));
-            return Ok(r.json(body));
         }
-        Ok(Filed::Held(Reservation::Mismatch)) => return Err(ApiError::IdempotencyMismatch),
-        // `Fresh` never comes back held; answering "in flight" is the safe reading, and so
-        // it is for a key completed by another request meanwhile (the retry gets the replay).
-        Ok(Filed::Held(Reservation::InFlight | Reservation::Fresh))
-        | Err(IntakeError::KeyTakenMeanwhile) => {
-            return Err(ApiError::Conflict {
+        let row = complaints::insert_submitted(
+            conn,
+            &caller.tenant_id,
+            &caller.client_id,
+            &id,
+            &input,
+            now,
+        )
+        .await?;
+        let view = row
+            .to_view()
+            .map_err(|e| InsertError::Db(diesel::result::Error::SerializationError(Box::new(e))))?;
+        let body = serde_json::to_value(&view)
+            .map_err(|e| InsertError::Db(diesel::result::Error::SerializationError(Box::new(e))))?;
+        if let (Some(key), Some(hash)) = (&key, &hash) {
+            let stored =
+                idempotency::complete(conn, &caller.client_id, key, hash, 202, &body, id.as_str())
+                    .await?;
+            if !stored {
+                return Err(IntakeError::KeyTakenMeanwhile);
+            }
+        }
+        Ok::<_, IntakeError>(Filed::Created(body))
+    })
+    .await;
+    let body =
+        match outcome {
+            Ok(Filed::Created(body)) => body,
+            Ok(Filed::Held(Reservation::Replay {
+                status,
+                body,
+                resource_id,
+            })) => {
+                let mut r = HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(status)
+                        .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
+                );
+                if let Some(id) = resource_id {
+                    r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
+                }
+                r.insert_header(("Idempotent-Replayed", "true"));
+                return Ok(r.json(body));
+            }
+            Ok(Filed::Held(Reservation::Mismatch)) => return Err(ApiError::IdempotencyMismatch),
+            // `Fresh` never comes back held; answering "in flight" is the safe reading, and so
+            // it is for a key completed by another request meanwhile (the retry gets the replay).
+            Ok(Filed::Held(Reservation::InFlight | Reservation::Fresh))
+            | Err(IntakeError::KeyTakenMeanwhile) => return Err(ApiError::Conflict {
                 kind: "idempotency-key-in-flight",
                 detail:
                     "A request with this Idempotency-Key is still being processed; retry shortly"
                         .into(),
                 extra: json!({}),
-            })
-        }
-        Err(IntakeError::Insert(InsertError::DuplicateExternalRef)) => {
-            // The transaction is rolled back; the complaint holding the reference is not.
-            let existing = match input.external_ref.as_deref() {
-                Some(r) => complaints::id_by_external_ref(&mut conn, &caller.client_id, r).await?,
-                None => None,
-            };
-            return Err(ApiError::Conflict {
-                kind: "duplicate-external-ref",
-                detail: match &existing {
-                    Some(existing) => {
-                        format!("external_ref is already used by complaint {existing}")
+            }),
+            Err(IntakeError::Refused(e)) => return Err(e),
+            Err(IntakeError::Insert(InsertError::DuplicateExternalRef)) => {
+                // The transaction is rolled back; the complaint holding the reference is not.
+                let existing = match input.external_ref.as_deref() {
+                    Some(r) => {
+                        tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+                            complaints::id_by_external_ref(conn, &caller.client_id, r).await
+                        })
+                        .await?
                     }
-                    None => "external_ref is already used by another complaint".into(),
-                },
-                extra: json!({ "complaint_id": existing }),
-            });
-        }
-        Err(IntakeError::Insert(InsertError::Db(e))) => return Err(e.into()),
-    };
+                    None => None,
+                };
+                return Err(ApiError::Conflict {
+                    kind: "duplicate-external-ref",
+                    detail: match &existing {
+                        Some(existing) => {
+                            format!("external_ref is already used by complaint {existing}")
+                        }
+                        None => "external_ref is already used by another complaint".into(),
+                    },
+                    extra: json!({ "complaint_id": existing }),
+                });
+            }
+            Err(IntakeError::Insert(InsertError::Db(e))) => return Err(e.into()),
+        };
     drop(conn);
     // The outbox row is committed; wake the relay so routing starts now, not at its next poll.
     state.relay.wake();
@@ -161,6 +162,8 @@ pub async fn create(
 
 /// Why the intake transaction rolled back.
 enum IntakeError {
+    /// The request itself is refused (a category the tenant's routing does not have).
+    Refused(ApiError),
     Insert(InsertError),
     /// Another request completed the same `Idempotency-Key` while this one held it (the
     /// advisory lock rules this out; the check is a second line).
@@ -219,9 +222,11 @@ pub async fn get(
     caller.require("complaints:read")?;
     let id = ComplaintId::parse(&path).map_err(|_| ApiError::NotFound)?;
     let mut conn = state.pool.get().await?;
-    let row = complaints::find(&mut conn, &caller.complaint_scope(), &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        complaints::find(conn, &caller.complaint_scope(), &id).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(row.to_view().map_err(ApiError::internal)?))
 }
 
@@ -335,7 +340,10 @@ pub async fn list(
         limit,
     };
     let mut conn = state.pool.get().await?;
-    let mut rows = complaints::list(&mut conn, &caller.complaint_scope(), &filter).await?;
+    let mut rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        complaints::list(conn, &caller.complaint_scope(), &filter).await
+    })
+    .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| encode_cursor(&r.id))
@@ -385,9 +393,11 @@ pub async fn events(
     caller.require("complaints:read")?;
     let id = ComplaintId::parse(&path).map_err(|_| ApiError::NotFound)?;
     let mut conn = state.pool.get().await?;
-    let rows = complaints::events(&mut conn, &caller.complaint_scope(), &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        complaints::events(conn, &caller.complaint_scope(), &id).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(EventList {
         data: rows.iter().map(|r| r.to_view()).collect(),
     }))

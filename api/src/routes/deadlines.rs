@@ -3,7 +3,7 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
-use diesel_async::AsyncConnection;
+use redress_shared::db::tenant;
 use redress_shared::{
     db::complaints,
     deadlines::{self, ExtendError, Extension},
@@ -147,8 +147,7 @@ pub async fn extend(
     let tenant = caller.tenant_id.clone();
     let mut conn = state.pool.get().await?;
     let now = Utc::now();
-    let view = conn
-        .transaction(async |conn| {
+    let view = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
             let row = complaints::find_for_update(conn, &tenant, &id)
                 .await?
                 .ok_or(ApiError::NotFound)?;

@@ -5,6 +5,7 @@
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use redress_shared::db::tenant;
 use redress_shared::{
     db::tenant::set_tenant,
     domain::{ComplaintInput, FieldError},
@@ -102,7 +103,10 @@ pub async fn get_routing(
 ) -> Result<HttpResponse, ApiError> {
     require_read(&caller)?;
     let mut conn = state.pool.get().await?;
-    let row = store::latest(&mut conn, &caller.tenant_id).await?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::latest(conn, &caller.tenant_id).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(RoutingVersion::of(row)?))
 }
 
@@ -186,14 +190,17 @@ pub async fn replace_routing(
     check_note(req.note.as_deref(), "/note")?;
     let mut conn = state.pool.get().await?;
     let actor = redress_shared::domain::events::actor_client(caller.client_id.as_str());
-    let row = save(
-        &mut conn,
-        &caller.tenant_id,
-        req.base_version,
-        req.note.as_deref(),
-        &actor,
-        |_| Ok(req.routing),
-    )
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        save(
+            conn,
+            &caller.tenant_id,
+            req.base_version,
+            req.note.as_deref(),
+            &actor,
+            |_| Ok(req.routing),
+        )
+        .await
+    })
     .await
     .map_err(|e| match e {
         StoreError::Invalid(errors) => ApiError::InvalidBody(
@@ -264,7 +271,10 @@ pub async fn list_versions(
         }]));
     }
     let mut conn = state.pool.get().await?;
-    let rows = store::list_versions(&mut conn, &caller.tenant_id, q.before, limit).await?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_versions(conn, &caller.tenant_id, q.before, limit).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VersionList {
         data: rows
             .into_iter()
@@ -299,9 +309,11 @@ pub async fn get_version(
     require_read(&caller)?;
     let v: i32 = path.parse().map_err(|_| ApiError::NotFound)?;
     let mut conn = state.pool.get().await?;
-    let row = store::version(&mut conn, &caller.tenant_id, v)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::version(conn, &caller.tenant_id, v).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(RoutingVersion::of(Some(row))?))
 }
 
@@ -339,7 +351,12 @@ pub async fn list_entries(
     require_read(&caller)?;
     let c = collection(&path)?;
     let mut conn = state.pool.get().await?;
-    let current = RoutingVersion::of(store::latest(&mut conn, &caller.tenant_id).await?)?;
+    let current = RoutingVersion::of(
+        tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+            store::latest(conn, &caller.tenant_id).await
+        })
+        .await?,
+    )?;
     Ok(HttpResponse::Ok().json(EntryList {
         version: current.version,
         data: edit::list(&current.routing, c),
@@ -390,18 +407,14 @@ pub async fn put_entry(
     let note = format!("put {}/{code}", c.name());
     let mut index = None;
     let mut conn = state.pool.get().await?;
-    let row = save(
-        &mut conn,
-        &caller.tenant_id,
-        None,
-        Some(&note),
-        &actor,
-        |data| {
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        save(conn, &caller.tenant_id, None, Some(&note), &actor, |data| {
             let (data, i) = edit::upsert(data, c, &code, &raw).map_err(StoreError::Invalid)?;
             index = Some(i);
             Ok(data)
-        },
-    )
+        })
+        .await
+    })
     .await;
     let row = match row {
         Ok(row) => row,
@@ -455,13 +468,8 @@ pub async fn delete_entry(
     let note = format!("delete {}/{code}", c.name());
     let mut found = true;
     let mut conn = state.pool.get().await?;
-    let row = save(
-        &mut conn,
-        &caller.tenant_id,
-        None,
-        Some(&note),
-        &actor,
-        |data| {
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        save(conn, &caller.tenant_id, None, Some(&note), &actor, |data| {
             match edit::remove(data, c, &code) {
                 Some(data) => Ok(data),
                 None => {
@@ -470,8 +478,9 @@ pub async fn delete_entry(
                     Err(StoreError::Invalid(Vec::new()))
                 }
             }
-        },
-    )
+        })
+        .await
+    })
     .await;
     match row {
         Ok(row) => {
@@ -579,13 +588,18 @@ pub async fn preview(
         ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
     let mut conn = state.pool.get().await?;
     if q.version.is_none() {
-        check_category(&mut conn, &caller.tenant_id, &input.category).await?;
+        tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+            check_category(conn, &caller.tenant_id, &input.category).await
+        })
+        .await?;
     }
     let now = Utc::now();
-    let decision = cases::decide(&mut conn, &caller.tenant_id, &input, q.version, now)
-        .await
-        .map_err(store_error)?
-        .ok_or(ApiError::NotFound)?;
+    let decision = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        cases::decide(conn, &caller.tenant_id, &input, q.version, now).await
+    })
+    .await
+    .map_err(store_error)?
+    .ok_or(ApiError::NotFound)?;
     let rungs: Vec<PreviewRung> = decision
         .main
         .iter()
@@ -596,14 +610,17 @@ pub async fn preview(
                 .map(|s| (t.track.clone(), s.channel.clone(), s.sla_policy.clone()))
         })
         .collect();
-    let deadlines = deadlines_hook::preview(
-        &mut conn,
-        &caller.tenant_id,
-        &caller.client_id,
-        &input,
-        &rungs,
-        now,
-    )
+    let deadlines = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        deadlines_hook::preview(
+            conn,
+            &caller.tenant_id,
+            &caller.client_id,
+            &input,
+            &rungs,
+            now,
+        )
+        .await
+    })
     .await?;
     Ok(HttpResponse::Ok().json(Preview {
         deadlines: rungs

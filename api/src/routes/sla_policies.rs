@@ -5,6 +5,7 @@
 use actix_web::{delete, get, http::header, post, put, web, HttpResponse};
 use chrono::Utc;
 use diesel_async::AsyncConnection;
+use redress_shared::db::tenant;
 use redress_shared::{
     db::tenant::set_tenant,
     deadlines::policies::{self, PolicyView, SlaPolicy},
@@ -38,7 +39,10 @@ async fn validated(
         serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let policy = SlaPolicy::from_json(&raw, path_code).map_err(ApiError::InvalidBody)?;
     let mut conn = state.pool.get().await?;
-    let errors = policies::check_references(&mut conn, &caller.tenant_id, &policy).await?;
+    let errors = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::check_references(conn, &caller.tenant_id, &policy).await
+    })
+    .await?;
     if !errors.is_empty() {
         return Err(ApiError::InvalidBody(errors));
     }
@@ -59,7 +63,10 @@ async fn validated(
 pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     require_read(&caller)?;
     let mut conn = state.pool.get().await?;
-    let data = policies::list(&mut conn, &caller.tenant_id).await?;
+    let data = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::list(conn, &caller.tenant_id).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(PolicyList { data }))
 }
 
@@ -83,9 +90,11 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     require_read(&caller)?;
     let mut conn = state.pool.get().await?;
-    let policy = policies::find(&mut conn, &caller.tenant_id, &path)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let policy = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        policies::find(conn, &caller.tenant_id, &path).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(policy))
 }
 

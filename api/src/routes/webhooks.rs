@@ -11,6 +11,7 @@ use actix_web::{delete, get, http::header, patch, post, web, HttpRequest, HttpRe
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
 use diesel_async::AsyncConnection;
+use redress_shared::db::tenant;
 use redress_shared::{
     db::tenant::set_tenant,
     domain::FieldError,
@@ -374,7 +375,10 @@ pub async fn list(
         return Err(ApiError::InvalidParams(errors));
     }
     let mut conn = state.pool.get().await?;
-    let rows = store::list_endpoints(&mut conn, &caller.tenant_id, after.as_ref(), limit).await?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_endpoints(conn, &caller.tenant_id, after.as_ref(), limit).await
+    })
+    .await?;
     let (rows, more) = split_page(rows, limit);
     let next_cursor = if more {
         rows.last().map(|r| encode_cursor(&r.id))
@@ -408,9 +412,11 @@ pub async fn get(
     caller.require(SCOPE)?;
     let id = endpoint_id(&path)?;
     let mut conn = state.pool.get().await?;
-    let row = store::get_endpoint(&mut conn, &caller.tenant_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::get_endpoint(conn, &caller.tenant_id, &id).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(row.to_view()))
 }
 
@@ -638,9 +644,11 @@ pub async fn deliveries(
         limit,
     };
     let mut conn = state.pool.get().await?;
-    let rows = store::list_deliveries(&mut conn, &caller.tenant_id, &id, &filter)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_deliveries(conn, &caller.tenant_id, &id, &filter).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let (rows, more) = split_page(rows, limit);
     let next_before = if more {
         rows.last().map(|(a, _)| a.id)
@@ -731,9 +739,11 @@ pub async fn messages(
         limit,
     };
     let mut conn = state.pool.get().await?;
-    let rows = store::list_messages(&mut conn, &caller.tenant_id, &id, &filter)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let rows = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::list_messages(conn, &caller.tenant_id, &id, &filter).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let (rows, more) = split_page(rows, limit);
     let next_before = if more {
         rows.last().map(|m| m.id.clone())
@@ -771,9 +781,11 @@ pub async fn get_message(
     let (endpoint, msg) = path.into_inner();
     let (endpoint, msg) = (endpoint_id(&endpoint)?, message_id(&msg)?);
     let mut conn = state.pool.get().await?;
-    let row = store::get_message(&mut conn, &caller.tenant_id, &endpoint, &msg)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::get_message(conn, &caller.tenant_id, &endpoint, &msg).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(row.to_view()))
 }
 
@@ -805,9 +817,11 @@ pub async fn redeliver(
     let (endpoint, msg) = path.into_inner();
     let (endpoint, msg) = (endpoint_id(&endpoint)?, message_id(&msg)?);
     let mut conn = state.pool.get().await?;
-    let row = store::redeliver(&mut conn, &caller.tenant_id, &endpoint, &msg, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::redeliver(conn, &caller.tenant_id, &endpoint, &msg, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %endpoint, webhook.message_id = %msg, actor = %caller.client_id, "webhook redelivery requested");
     Ok(HttpResponse::Accepted()
         .insert_header((
@@ -846,9 +860,11 @@ pub async fn test_send(
     caller.require(SCOPE)?;
     let id = endpoint_id(&path)?;
     let mut conn = state.pool.get().await?;
-    let msg = store::enqueue_test(&mut conn, &caller.tenant_id, &id, Utc::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let msg = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        store::enqueue_test(conn, &caller.tenant_id, &id, Utc::now()).await
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     tracing::info!(tenant.id = %caller.tenant_id, webhook.endpoint_id = %id, webhook.message_id = %msg, actor = %caller.client_id, "webhook test queued");
     Ok(HttpResponse::Accepted()
         .insert_header((

@@ -51,6 +51,12 @@ pub struct ClientCredentials {
     pub keys: Vec<ClientKeyRow>,
 }
 
+diesel::define_sql_function! {
+    /// The tenant of a client, across tenants (migration 000006).
+    #[sql_name = "redress_client_tenant"]
+    fn client_tenant(client: diesel::sql_types::Text) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
 /// THE lookup of the token endpoint, by client id alone: the tenant is not known until the
 /// client row is found. Kept in this one function on purpose: under row-level security it
 /// is the one read that must cross tenants (through a narrow SECURITY DEFINER path), and it
@@ -60,28 +66,42 @@ pub async fn find_for_authentication(
     id: &ClientId,
     with_keys: bool,
 ) -> QueryResult<Option<ClientCredentials>> {
-    let Some(client) = clients::table
-        .find(id.as_str())
-        .filter(clients::disabled_at.is_null())
-        .select(ClientSecrets::as_select())
-        .first(conn)
-        .await
-        .optional()?
-    else {
+    // The client's tenant comes from the one narrow cross-tenant function (migration 000006,
+    // also used by `tenants::find_client`); everything else is read in a transaction set
+    // to that tenant, so row-level security holds for the secret hashes and keys too.
+    let tenant: Option<String> = diesel::select(client_tenant(id.as_str()))
+        .get_result(conn)
+        .await?;
+    let Some(tenant) = tenant else {
         return Ok(None);
     };
-    let keys = if with_keys {
-        client_keys::table
-            .filter(client_keys::client_id.eq(id.as_str()))
-            .filter(client_keys::tenant_id.eq(&client.tenant_id))
-            .order(client_keys::created_at.asc())
-            .select(ClientKeyRow::as_select())
-            .load(conn)
-            .await?
-    } else {
-        Vec::new()
-    };
-    Ok(Some(ClientCredentials { client, keys }))
+    let tenant = TenantId::from_trusted(tenant);
+    super::tenant::transaction(conn, &tenant, async |conn| {
+        let Some(client) = clients::table
+            .find(id.as_str())
+            .filter(clients::tenant_id.eq(tenant.as_str()))
+            .filter(clients::disabled_at.is_null())
+            .select(ClientSecrets::as_select())
+            .first(conn)
+            .await
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let keys = if with_keys {
+            client_keys::table
+                .filter(client_keys::client_id.eq(id.as_str()))
+                .filter(client_keys::tenant_id.eq(&client.tenant_id))
+                .order(client_keys::created_at.asc())
+                .select(ClientKeyRow::as_select())
+                .load(conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(ClientCredentials { client, keys }))
+    })
+    .await
 }
 
 /// The client of `tenant`, with its scopes (for the administration routes).

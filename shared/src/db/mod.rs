@@ -18,6 +18,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
 
+/// The role the API and the worker connect as (migration 000005).
+pub const APP_ROLE: &str = "redress_app";
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,83 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbError> {
     .map_err(|e| DbError::Migration(e.to_string()))?
 }
 
+/// Gives the application role the password in `app_database_url`, when that URL carries
+/// one; run by `redress-api migrate` over the admin connection. One setting (the serving
+/// processes' URL) is then the only place the password lives, and the role and the URL
+/// cannot disagree. Returns the role whose password was set. Local development runs with
+/// trust authentication and a URL without password, and nothing is changed.
+pub async fn set_app_role_password(
+    admin_database_url: &str,
+    app_database_url: &str,
+) -> Result<Option<String>, DbError> {
+    use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+
+    // Only the role the migrations made for the application: a URL naming another role
+    // (a superuser, say) never changes that role's password.
+    let Some((user, password)) =
+        url_credentials(app_database_url).filter(|(user, _)| user == APP_ROLE)
+    else {
+        return Ok(None);
+    };
+    let mut conn = AsyncPgConnection::establish(admin_database_url)
+        .await
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    // ALTER ROLE takes no bind parameters: Postgres itself quotes both into the statement.
+    #[derive(diesel::QueryableByName)]
+    struct Statement {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+    let Statement { sql } =
+        diesel::sql_query("SELECT format('ALTER ROLE %I PASSWORD %L', $1, $2) AS sql")
+            .bind::<diesel::sql_types::Text, _>(&user)
+            .bind::<diesel::sql_types::Text, _>(&password)
+            .get_result(&mut conn)
+            .await?;
+    conn.batch_execute(&sql).await?;
+    Ok(Some(user))
+}
+
+/// `url` with its user (and password) replaced by `user`, no password: how the test
+/// harness and the benchmark, which know the owner's URL, reach the same database as the
+/// application role (trust authentication, as on a development machine).
+pub fn url_with_user(url: &str, user: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host_and_rest = match rest.split(['/', '?']).next()?.rsplit_once('@') {
+        Some((userinfo, _)) => &rest[userinfo.len() + 1..],
+        None => rest,
+    };
+    Some(format!("{scheme}://{user}@{host_and_rest}"))
+}
+
+/// The user and the (percent-decoded) password of a `postgres://user:password@…` URL,
+/// when it has both.
+fn url_credentials(url: &str) -> Option<(String, String)> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let (user, password) = (percent_decode(user)?, percent_decode(password)?);
+    (!user.is_empty() && !password.is_empty()).then_some((user, password))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Reverts every migration, for the up-down-up test.
 pub async fn revert_all(database_url: &str) -> Result<(), DbError> {
     let url = database_url.to_owned();
@@ -123,7 +203,32 @@ pub async fn revert_all(database_url: &str) -> Result<(), DbError> {
 mod tests {
     use diesel::result::{DatabaseErrorKind, Error};
 
-    use super::DbError;
+    use super::{url_credentials, DbError};
+
+    #[test]
+    fn the_app_password_is_read_from_the_url_only_when_there_is_one() {
+        assert_eq!(
+            url_credentials("postgres://redress_app:s%40cr%3At@db:5432/redress"),
+            Some(("redress_app".into(), "s@cr:t".into()))
+        );
+        assert_eq!(
+            url_credentials("postgres://redress_app@127.0.0.1/redress"),
+            None
+        );
+        assert_eq!(url_credentials("postgres://127.0.0.1/redress"), None);
+        assert_eq!(
+            super::url_with_user(
+                "postgres://postgres:pw@127.0.0.1:5432/db?x=1",
+                "redress_app"
+            )
+            .as_deref(),
+            Some("postgres://redress_app@127.0.0.1:5432/db?x=1")
+        );
+        assert_eq!(
+            super::url_with_user("postgres://127.0.0.1/db", "redress_app").as_deref(),
+            Some("postgres://redress_app@127.0.0.1/db")
+        );
+    }
 
     #[test]
     fn a_connection_lost_under_a_query_is_transient_and_a_broken_constraint_is_not() {

@@ -84,6 +84,8 @@ diesel::table! {
 diesel::table! {
     idempotency_keys (client_id, idempotency_key) {
         client_id -> Text,
+        // Defaults to the transaction's tenant (migration 000006), so writers leave it out.
+        tenant_id -> Text,
         idempotency_key -> Text,
         request_hash -> Text,
         response_status -> Nullable<Int4>,

@@ -81,15 +81,39 @@ pub async fn insert_client(
 
 /// Looks a client up by id alone: the token endpoint does not know the tenant yet, the
 /// client id is what tells it.
+///
+/// Row-level security hides every client until a tenant is set, so the tenant is asked
+/// first of a SECURITY DEFINER function that answers only that (migration 000006), and
+/// the row itself (secret hash, scopes, state) is read in a transaction set to it. A
+/// policy branch letting a transaction read "the client it names" would save that one
+/// statement, but widens the policy every query on `clients` is checked against; the
+/// function is narrower and the token endpoint is not a hot path.
 pub async fn find_client(
     conn: &mut AsyncPgConnection,
     id: &ClientId,
 ) -> QueryResult<Option<ClientRow>> {
-    clients::table
-        .find(id.as_str())
-        .filter(clients::disabled_at.is_null())
-        .select(ClientRow::as_select())
-        .first(conn)
-        .await
-        .optional()
+    let tenant: Option<String> = diesel::select(client_tenant(id.as_str()))
+        .get_result(conn)
+        .await?;
+    let Some(tenant) = tenant else {
+        return Ok(None);
+    };
+    let tenant = TenantId::from_trusted(tenant);
+    super::tenant::transaction(conn, &tenant, async |conn| {
+        clients::table
+            .find(id.as_str())
+            .filter(clients::tenant_id.eq(tenant.as_str()))
+            .filter(clients::disabled_at.is_null())
+            .select(ClientRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+    })
+    .await
+}
+
+diesel::define_sql_function! {
+    /// The tenant of a client, across tenants (migration 000006).
+    #[sql_name = "redress_client_tenant"]
+    fn client_tenant(client: diesel::sql_types::Text) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }

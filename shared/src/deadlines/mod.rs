@@ -1075,9 +1075,15 @@ pub struct Claim {
     pub complaint_id: String,
 }
 
-/// The claim, also used by the benchmark's EXPLAIN. Reads only the partial index
-/// `sla_clocks_due`: the rows it skips are running clocks that are due but held by a live
-/// claim.
+/// The claim as the scheduler sends it: through a SECURITY DEFINER function (migration
+/// 000006), since due clocks are found across tenants before any tenant is known; it
+/// returns ids and the tenant, and [`fire`] then works in a transaction set to that tenant.
+pub const CLAIM_CALL_SQL: &str =
+    "SELECT id, tenant_id, complaint_id FROM redress_claim_due_clocks($1, $2, $3)";
+
+/// The statement inside `redress_claim_due_clocks` (keep the two alike), for the
+/// benchmark's EXPLAIN, run as the owner. Reads only the partial index `sla_clocks_due`:
+/// the rows it skips are running clocks that are due but held by a live claim.
 pub const CLAIM_SQL: &str = "\
 WITH due AS (
     SELECT id FROM sla_clocks

@@ -64,7 +64,7 @@ macro_rules! untyped_static_query {
     };
 }
 
-/// [`super::CLAIM_SQL`]: `$1` now, `$2` batch size, `$3` end of the lease.
+/// [`super::CLAIM_CALL_SQL`]: `$1` now, `$2` batch size, `$3` end of the lease.
 #[derive(Debug, Clone)]
 pub(super) struct ClaimDue {
     pub now: DateTime<Utc>,
@@ -76,7 +76,7 @@ untyped_static_query!(ClaimDue);
 
 impl QueryFragment<Pg> for ClaimDue {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        for piece in pieces(super::CLAIM_SQL) {
+        for piece in pieces(super::CLAIM_CALL_SQL) {
             match piece {
                 Piece::Sql(sql) => out.push_sql(sql),
                 Piece::Bind(1) => out.push_bind_param::<Timestamptz, _>(&self.now)?,

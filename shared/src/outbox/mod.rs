@@ -39,12 +39,10 @@ pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<(i64, f64)> {
         #[diesel(sql_type = diesel::sql_types::Double)]
         oldest_secs: f64,
     }
-    let b: Backlog = diesel::sql_query(
-        "SELECT count(*) AS unsent, \
-         COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) AS oldest_secs \
-         FROM outbox WHERE sent_at IS NULL",
-    )
-    .get_result(conn)
-    .await?;
+    // Over every tenant, through a SECURITY DEFINER function (migration 000006): the
+    // application role sees no tenant's rows outside a tenant transaction.
+    let b: Backlog = diesel::sql_query("SELECT unsent, oldest_secs FROM redress_outbox_backlog()")
+        .get_result(conn)
+        .await?;
     Ok((b.unsent, b.oldest_secs))
 }

@@ -57,6 +57,8 @@ struct Claimed {
     #[diesel(sql_type = sql_types::Uuid)]
     message_id: Uuid,
     #[diesel(sql_type = sql_types::Text)]
+    tenant_id: String,
+    #[diesel(sql_type = sql_types::Text)]
     routing_key: String,
     #[diesel(sql_type = sql_types::Jsonb)]
     payload: serde_json::Value,
@@ -239,7 +241,7 @@ impl Relay {
                 failed.push((row.id, "not published: connection lost".into()));
             }
         }
-        self.record(&sent, &failed).await?;
+        self.record(&claimed, &sent, &failed).await?;
         if !failed.is_empty() {
             tracing::warn!(failed = failed.len(), first_error = %failed[0].1, "outbox messages not confirmed; they will be published again");
         }
@@ -249,14 +251,12 @@ impl Relay {
         }
     }
 
+    /// Claims unsent rows of every tenant: the one look across tenants the relay needs,
+    /// through a SECURITY DEFINER function (migration 000006); the statement commits alone.
     async fn claim(&self) -> Result<Vec<Claimed>, crate::db::DbError> {
         let mut conn = self.pool.get().await?;
         let rows = diesel::sql_query(
-            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1), attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox \
-                          WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) \
-                          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, message_id, routing_key, payload",
+            "SELECT id, message_id, tenant_id, routing_key, payload FROM redress_claim_outbox($1, $2)",
         )
         .bind::<sql_types::Double, _>(self.lease_secs as f64)
         .bind::<sql_types::BigInt, _>(self.batch)
@@ -267,30 +267,56 @@ impl Relay {
         Ok(rows)
     }
 
+    /// Records each row's outcome, in one transaction per tenant (row-level security lets
+    /// a transaction see one tenant's rows).
     async fn record(
         &self,
+        claimed: &[Claimed],
         sent: &[i64],
         failed: &[(i64, String)],
     ) -> Result<(), crate::db::DbError> {
         use crate::db::schema::outbox;
-        let mut conn = self.pool.get().await?;
-        if !sent.is_empty() {
-            diesel::update(outbox::table.filter(outbox::id.eq_any(sent)))
-                .set((
-                    outbox::sent_at.eq(diesel::dsl::now),
-                    outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
-                ))
-                .execute(&mut conn)
-                .await?;
+        type Outcomes<'a> = (Vec<i64>, Vec<&'a (i64, String)>);
+        let tenant_of: std::collections::HashMap<i64, &str> = claimed
+            .iter()
+            .map(|r| (r.id, r.tenant_id.as_str()))
+            .collect();
+        let mut by_tenant: std::collections::BTreeMap<&str, Outcomes<'_>> = Default::default();
+        for id in sent {
+            if let Some(tenant) = tenant_of.get(id) {
+                by_tenant.entry(tenant).or_default().0.push(*id);
+            }
         }
-        for (id, error) in failed {
-            diesel::update(outbox::table.filter(outbox::id.eq(id)))
-                .set((
-                    outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
-                    outbox::last_error.eq(error),
-                ))
-                .execute(&mut conn)
-                .await?;
+        for entry in failed {
+            if let Some(tenant) = tenant_of.get(&entry.0) {
+                by_tenant.entry(tenant).or_default().1.push(entry);
+            }
+        }
+        let mut conn = self.pool.get().await?;
+        for (tenant, (sent, failed)) in by_tenant {
+            let tenant = crate::ids::TenantId::from_trusted(tenant.to_owned());
+            crate::db::tenant::transaction(&mut conn, &tenant, async |conn| {
+                if !sent.is_empty() {
+                    diesel::update(outbox::table.filter(outbox::id.eq_any(&sent)))
+                        .set((
+                            outbox::sent_at.eq(diesel::dsl::now),
+                            outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                for (id, error) in &failed {
+                    diesel::update(outbox::table.filter(outbox::id.eq(id)))
+                        .set((
+                            outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                            outbox::last_error.eq(error),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+            .await?;
         }
         Ok(())
     }

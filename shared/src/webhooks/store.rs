@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
 use super::{
@@ -607,6 +607,11 @@ impl ClaimedMessage {
 /// backlog to a few busy endpoints every claim walked the whole backlog and rewrote dozens
 /// of rows per delivery, which made the claim most of the database's work under load
 /// (docs/PERFORMANCE.md).
+///
+/// Due messages are found across tenants, before any tenant is known, so the lease goes
+/// through a SECURITY DEFINER function (migrations 000006 and 000009) that returns only
+/// ids and tenants; what the send needs (body, URL, secrets) is then read per tenant, in a
+/// transaction set to it.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
@@ -615,57 +620,70 @@ pub async fn claim_due(
     in_flight: &[(String, i32)],
     per_endpoint: i32,
 ) -> QueryResult<Vec<ClaimedMessage>> {
+    #[derive(QueryableByName)]
+    struct Leased {
+        #[diesel(sql_type = sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = sql_types::Text)]
+        tenant_id: String,
+    }
     let (busy_ids, busy_counts): (Vec<&str>, Vec<i32>) =
         in_flight.iter().map(|(id, n)| (id.as_str(), *n)).unzip();
-    diesel::sql_query(CLAIM_DUE_SQL)
-        .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
-        .bind::<sql_types::Timestamptz, _>(now)
-        .bind::<sql_types::Array<sql_types::Text>, _>(busy_ids)
-        .bind::<sql_types::Array<sql_types::Integer>, _>(busy_counts)
-        .bind::<sql_types::Integer, _>(per_endpoint)
-        .bind::<sql_types::BigInt, _>(limit)
-        .load(conn)
-        .await
+    let leased: Vec<Leased> = diesel::sql_query(
+        "SELECT id, tenant_id FROM redress_claim_webhook_messages($1, $2, $3, $4, $5, $6)",
+    )
+    .bind::<sql_types::Timestamptz, _>(now)
+    .bind::<sql_types::BigInt, _>(limit)
+    .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
+    .bind::<sql_types::Array<sql_types::Text>, _>(busy_ids)
+    .bind::<sql_types::Array<sql_types::Integer>, _>(busy_counts)
+    .bind::<sql_types::Integer, _>(per_endpoint)
+    .load(conn)
+    .await?;
+    let mut by_tenant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for l in leased {
+        by_tenant.entry(l.tenant_id).or_default().push(l.id);
+    }
+    let mut claimed = Vec::new();
+    for (tenant, ids) in by_tenant {
+        let tenant = TenantId::from_trusted(tenant);
+        let rows: Vec<ClaimedMessage> =
+            crate::db::tenant::transaction(conn, &tenant, async |conn| {
+                diesel::sql_query(
+                    "SELECT m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts, \
+                            e.url, e.secret, e.previous_secret, e.previous_secret_expires_at \
+                     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id \
+                     WHERE m.id = ANY($1) AND m.tenant_id = $2",
+                )
+                .bind::<sql_types::Array<sql_types::Text>, _>(&ids)
+                .bind::<sql_types::Text, _>(tenant.as_str())
+                .load(conn)
+                .await
+            })
+            .await?;
+        claimed.extend(rows);
+    }
+    Ok(claimed)
 }
 
-/// See [`claim_due`]. `$1` end of the lease, `$2` now, `$3`/`$4` endpoints with messages in
-/// flight in this process and how many, `$5` the per-endpoint limit, `$6` the batch.
-const CLAIM_DUE_SQL: &str = "\
-WITH picked AS (
-    SELECT p.id
-    FROM webhook_endpoints e
-    LEFT JOIN unnest($3::text[], $4::int[]) AS busy(endpoint_id, in_flight)
-        ON busy.endpoint_id = e.id
-    CROSS JOIN LATERAL (
-        SELECT m2.id, m2.next_attempt_at
-        FROM webhook_messages m2
-        WHERE m2.endpoint_id = e.id AND m2.status = 'pending' AND m2.next_attempt_at <= $2
-          AND (m2.claimed_until IS NULL OR m2.claimed_until <= $2)
-        ORDER BY m2.next_attempt_at
-        LIMIT greatest($5 - coalesce(busy.in_flight, 0), 0)
-        FOR UPDATE OF m2 SKIP LOCKED
-    ) p
-    WHERE e.enabled AND (e.throttled_until IS NULL OR e.throttled_until <= $2)
-    ORDER BY p.next_attempt_at
-    LIMIT $6
-)
-UPDATE webhook_messages m SET claimed_until = $1
-FROM webhook_endpoints e
-WHERE e.id = m.endpoint_id AND m.id IN (SELECT id FROM picked)
-RETURNING m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts,
-          e.url, e.secret, e.previous_secret, e.previous_secret_expires_at";
-
 /// Gives leased messages back untouched (no attempt counted), for messages this process
-/// claimed but cannot send now.
-pub async fn release(conn: &mut AsyncPgConnection, ids: &[String]) -> QueryResult<()> {
-    if ids.is_empty() {
-        return Ok(());
+/// claimed but cannot send now; one transaction per tenant.
+pub async fn release(conn: &mut AsyncPgConnection, messages: &[ClaimedMessage]) -> QueryResult<()> {
+    let mut by_tenant: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for m in messages {
+        by_tenant.entry(&m.tenant_id).or_default().push(&m.id);
     }
-    diesel::update(webhook_messages::table.filter(webhook_messages::id.eq_any(ids)))
-        .set(webhook_messages::claimed_until.eq(None::<DateTime<Utc>>))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    for (tenant, ids) in by_tenant {
+        let tenant = TenantId::from_trusted(tenant.to_owned());
+        crate::db::tenant::transaction(conn, &tenant, async |conn| {
+            diesel::update(webhook_messages::table.filter(webhook_messages::id.eq_any(&ids)))
+                .set(webhook_messages::claimed_until.eq(None::<DateTime<Utc>>))
+                .execute(conn)
+                .await
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// What recording an attempt did besides logging it.
@@ -698,7 +716,8 @@ pub async fn record_attempt(
     let claimed = claimed.clone();
     let outcome = outcome.clone();
     let decision = decision.clone();
-    conn.transaction(async move |conn| {
+    let tenant_ref = tenant.clone();
+    crate::db::tenant::transaction(conn, &tenant_ref, async move |conn| {
         // Locks the message against a concurrent manual redelivery, and finds out whether
         // the tenant deleted the endpoint (and with it the message) during the send.
         let still_there: Option<String> = webhook_messages::table

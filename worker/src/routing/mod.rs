@@ -11,7 +11,7 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use redress_shared::{
     db::{self, schema::processed_messages, PgPool},
     domain::events::{self, QueueMessage},
@@ -86,7 +86,9 @@ pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, P
     let complaint = ComplaintId::parse(&message.complaint_id)
         .map_err(|e| ProcessError::Permanent(e.to_string()))?;
     let mut conn = pool.get().await.map_err(db::DbError::from)?;
-    conn.transaction(async |conn| {
+    // The tenant comes from the message, and is set before anything is read: with row-level
+    // security a message naming the wrong tenant finds no complaint at all.
+    db::tenant::transaction(&mut conn, &tenant, async |conn| {
         let first_time = diesel::insert_into(processed_messages::table)
             .values((
                 processed_messages::consumer.eq(CONSUMER),

@@ -15,7 +15,6 @@ pub mod synthetic;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use diesel_async::AsyncConnection;
 use futures::StreamExt;
 use redress_shared::{
     config::SchedulerSettings,
@@ -146,7 +145,8 @@ impl Scheduler {
     /// for it: a breach and the move it causes are recorded together or not at all.
     pub async fn act(&self, claim: &Claim) -> Result<(Fired, bool), ProcessError> {
         let mut conn = self.pool.get().await.map_err(db::DbError::from)?;
-        conn.transaction(async |conn| {
+        let tenant = redress_shared::ids::TenantId::from_trusted(claim.tenant_id.clone());
+        db::tenant::transaction(&mut conn, &tenant, async |conn| {
             let now = Utc::now();
             let fired = deadlines::fire(conn, claim, now).await?;
             let mut escalated = false;

@@ -223,7 +223,7 @@ impl Dispatcher {
                     });
                     started += 1;
                 }
-                _ => give_back.push(message.id),
+                _ => give_back.push(message),
             }
         }
         if !give_back.is_empty() {

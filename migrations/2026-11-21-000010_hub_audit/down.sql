@@ -1,0 +1,1 @@
+DROP POLICY hub_entries_insert ON audit_log;
