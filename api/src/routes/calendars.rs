@@ -327,9 +327,11 @@ pub async fn create(
             detail: format!("the tenant already has a calendar `{}`", new.id),
             extra: json!({}),
         })?;
-    let calendar = calendars::load(&mut conn, &caller.tenant_id, &row.id)
-        .await
-        .map_err(from_deadline_error)?;
+    let calendar = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::load(conn, &caller.tenant_id, &row.id).await
+    })
+    .await
+    .map_err(from_deadline_error)?;
     let days = new.days.iter().map(calendars::day_entry).collect();
     tracing::info!(tenant.id = %caller.tenant_id, calendar.id = %row.id, "calendar created");
     Ok(HttpResponse::Created()
@@ -421,9 +423,11 @@ pub async fn put_days(
             Ok::<_, ApiError>(row)
         })
         .await?;
-    let calendar = calendars::load(&mut conn, &caller.tenant_id, &id)
-        .await
-        .map_err(from_deadline_error)?;
+    let calendar = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
+        calendars::load(conn, &caller.tenant_id, &id).await
+    })
+    .await
+    .map_err(from_deadline_error)?;
     let days = days.iter().map(calendars::day_entry).collect();
     tracing::info!(tenant.id = %caller.tenant_id, calendar.id = %id, "calendar days replaced");
     Ok(HttpResponse::Ok().json(tenant_view(&row, &calendar, Some(days))))
