@@ -168,7 +168,11 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     if let Some(concurrency) = args.concurrency {
         settings.concurrency = concurrency;
     }
-    let pool = db::pool(url, settings.concurrency + 2)?;
+    // The schedulers connect as the application role, as redress-worker does, so row-level
+    // security and the cross-tenant claim function are part of what is measured.
+    let app_url = db::url_with_user(url, db::APP_ROLE)
+        .ok_or_else(|| anyhow::anyhow!("{url} is not a postgres:// URL"))?;
+    let pool = db::pool(&app_url, settings.concurrency + 2)?;
     let scheduler = Scheduler::new(pool.clone(), settings.clone());
     for _ in 0..20 {
         scheduler.pass().await?; // warm the pool and the plan cache
@@ -221,7 +225,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.schedulers {
-        let pool = db::pool(url, settings.concurrency + 2)?;
+        let pool = db::pool(&app_url, settings.concurrency + 2)?;
         tasks.push(tokio::spawn(
             Scheduler::new(pool, settings.clone()).run(shutdown.clone()),
         ));
