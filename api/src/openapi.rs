@@ -3,13 +3,18 @@
 //! refreshes it).
 
 use utoipa::{
-    openapi::security::{
-        ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+    openapi::{
+        path::{Operation, ParameterIn, PathItem},
+        schema::{AdditionalProperties, SchemaType, Type},
+        security::{
+            ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+        },
+        ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema,
     },
     Modify, OpenApi,
 };
 
-use crate::routes;
+use crate::{error::PROBLEM_JSON, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -75,7 +80,7 @@ use crate::routes;
         routes::health::metrics,
     ),
     components(schemas(crate::error::Problem, crate::error::ParamError, redress_shared::domain::FieldError)),
-    modifiers(&Security),
+    modifiers(&Security, &CommonResponses),
     tags(
         (name = "auth", description = "OAuth 2.0 client credentials and the token signing keys"),
         (name = "complaints", description = "Filing and following complaints"),
@@ -124,6 +129,195 @@ impl Modify for Security {
                 ),
             )])),
         );
+    }
+}
+
+/// Adds the answers every operation of a kind can give and that its handler does not list:
+/// 401/403/429/503 on authenticated operations, 400/413/422 on operations with a body
+/// (malformed JSON, the body-limit middleware, validation), 422 on operations with query
+/// parameters and 404 on operations with path parameters. All are problem+json.
+struct CommonResponses;
+
+/// Request bodies whose handlers refuse fields they do not know.
+const CLOSED_SCHEMAS: &[&str] = &[
+    "Complainant",
+    "Respondent",
+    "Money",
+    "Evidence",
+    "PriorContact",
+    "NewCalendarBody",
+    "DaysBody",
+    "NewClient",
+    "RotateSecret",
+    "SubjectRequest",
+    "Feedback",
+    "TransitionBody",
+    "WithdrawBody",
+    "EvidenceBody",
+];
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            for name in CLOSED_SCHEMAS {
+                if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name) {
+                    object.additional_properties =
+                        Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+            // `ComplaintInput` is also part of `ComplaintView`, so only the request's copy
+            // (`NewComplaint`) is closed.
+            if let Some(RefOr::T(Schema::Object(input))) = components.schemas.get("ComplaintInput")
+            {
+                let mut request = input.clone();
+                request.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+                components
+                    .schemas
+                    .insert("NewComplaint".to_owned(), RefOr::T(Schema::Object(request)));
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations_mut(item) {
+                let mut codes: Vec<(&str, &str)> = Vec::new();
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    codes.push(("401", "The bearer token is missing, invalid or expired"));
+                    codes.push(("403", "The token lacks the scope this operation needs"));
+                    codes.push((
+                        "429",
+                        "Too many requests from this client; see `Retry-After`",
+                    ));
+                    codes.push(("503", "A dependency (the database) is unavailable"));
+                }
+                if op.request_body.is_some() {
+                    codes.push(("400", "The request body is not valid JSON"));
+                    codes.push(("413", "The request body is too large or too deeply nested"));
+                    codes.push(("422", "The request is invalid; see `errors`"));
+                }
+                // An optional body is documented as absent-or-object, not as `null`, which
+                // the handlers refuse.
+                if let Some(body) = op.request_body.as_mut() {
+                    for content in body.content.values_mut() {
+                        if let Some(RefOr::Ref(r)) = &content.schema {
+                            if r.ref_location == "#/components/schemas/ComplaintInput" {
+                                content.schema = Some(Ref::from_schema_name("NewComplaint").into());
+                            }
+                        }
+                        if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema {
+                            let not_null: Vec<_> =
+                                one.items.iter().filter(|s| !is_null(s)).cloned().collect();
+                            if not_null.len() == 1 && one.items.len() == 2 {
+                                content.schema = not_null.into_iter().next();
+                            }
+                        }
+                    }
+                }
+                let params = op.parameters.as_deref().unwrap_or_default();
+                if params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Header))
+                {
+                    codes.push(("422", "The request is invalid; see `errors`"));
+                }
+                if params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path))
+                {
+                    codes.push(("404", "No such resource"));
+                }
+                for (code, description) in codes {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                }
+            }
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+}
+
+fn problem_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(|o| o.as_mut())
+}
+
+/// The documented paths and the methods each serves, to tell "no such resource" (404)
+/// from "not with this method" (405 with `Allow`).
+pub struct KnownPaths(Vec<(Vec<Option<String>>, Vec<&'static str>)>);
+
+impl KnownPaths {
+    pub fn from_document(openapi: &utoipa::openapi::OpenApi) -> Self {
+        let paths = openapi
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let segments = path
+                    .split('/')
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
+                    .collect();
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("HEAD", item.head.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("OPTIONS", item.options.is_some()),
+                    ("TRACE", item.trace.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, served)| served.then_some(m))
+                .collect();
+                (segments, methods)
+            })
+            .collect();
+        Self(paths)
+    }
+
+    /// The methods served at `path`, from the most specific documented path it matches
+    /// (the one with the most fixed segments); `None` when no documented path matches.
+    pub fn methods(&self, path: &str) -> Option<&[&'static str]> {
+        let wanted: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .filter(|(segments, _)| {
+                segments.len() == wanted.len()
+                    && segments.iter().zip(&wanted).all(|(s, w)| match s {
+                        Some(fixed) => fixed == w,
+                        None => !w.is_empty(),
+                    })
+            })
+            .max_by_key(|(segments, _)| segments.iter().filter(|s| s.is_some()).count())
+            .map(|(_, methods)| methods.as_slice())
     }
 }
 

@@ -61,6 +61,7 @@ impl ClockTarget {
 /// A duration or day count before the due date, for the warning point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Before {
+    #[schema(minimum = 1, maximum = 3660)]
     pub amount: u32,
     #[schema(value_type = String, example = "working_days")]
     pub unit: Unit,
@@ -71,8 +72,13 @@ pub struct Before {
 pub struct SlaPolicy {
     /// What routing data references the policy by; when a rung names no policy, the policy
     /// whose code is the channel code applies.
-    #[schema(example = "pboc_transferred")]
+    #[schema(example = "pboc_transferred", pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub code: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub acknowledge: Option<ClockTarget>,
@@ -303,7 +309,11 @@ impl SlaPolicy {
             }
         };
         let name = match obj.get("name") {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 200 => {
+            Some(Value::String(s))
+                if !s.trim().is_empty()
+                    && s.chars().count() <= 200
+                    && !crate::routing::cases::has_control(s) =>
+            {
                 s.trim().to_owned()
             }
             None | Some(Value::Null) => code.clone(),
