@@ -5,7 +5,7 @@
 use utoipa::{
     openapi::{
         path::{Operation, ParameterIn, PathItem},
-        schema::{AdditionalProperties, SchemaType, Type},
+        schema::{AdditionalProperties, ArrayItems, SchemaType, Type},
         security::{
             ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
         },
@@ -154,15 +154,96 @@ const CLOSED_SCHEMAS: &[&str] = &[
     "TransitionBody",
     "WithdrawBody",
     "EvidenceBody",
+    "DayEntry",
 ];
+
+/// Request bodies whose handlers ignore fields they do not know (but not NUL in them).
+const OPEN_SCHEMAS: &[&str] = &["RotateSigningKey"];
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
+            for schema in components.schemas.values_mut() {
+                refuse_nul(schema);
+            }
+            for name in OPEN_SCHEMAS {
+                if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name) {
+                    object.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                        Ref::from_schema_name("NulFreeJson").into(),
+                    )));
+                }
+            }
             for name in CLOSED_SCHEMAS {
                 if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name) {
                     object.additional_properties =
                         Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+            // Exactly one of the two, a null counting as absent.
+            if let Some(RefOr::T(Schema::Object(subject))) =
+                components.schemas.get_mut("SubjectRequest")
+            {
+                subject.max_properties = None;
+                for field in ["phone", "complaint_id"] {
+                    if let Some(RefOr::T(Schema::Object(p))) = subject.properties.get_mut(field) {
+                        p.schema_type = SchemaType::Array(vec![Type::String, Type::Null]);
+                    }
+                }
+                let given = |f: &str| serde_json::json!({"required": [f], "properties": {f: {"type": "string"}}});
+                // One keyword only: extensions are a hash map, and the document must come out
+                // the same every time.
+                subject
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert(
+                        "allOf".into(),
+                        serde_json::json!([
+                            {"anyOf": [given("phone"), given("complaint_id")]},
+                            {"not": both("phone", "string", "complaint_id", "string")},
+                        ]),
+                    );
+            }
+            // Not both warning points (a null counting as absent); the time zone as
+            // `chrono-tz` names it.
+            if let Some(RefOr::T(Schema::Object(policy))) = components.schemas.get_mut("SlaPolicy")
+            {
+                if let Some(RefOr::T(Schema::Object(tz))) = policy.properties.get_mut("time_zone") {
+                    tz.enum_values = Some(time_zone_names(true));
+                }
+                let given = |f: &str| serde_json::json!({"required": [f], "properties": {f: {"type": "object"}}});
+                policy
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert(
+                        "allOf".into(),
+                        serde_json::json!([
+                            {"not": both("warn_at_fraction", "number", "warn_before", "object")},
+                            {"anyOf": [given("acknowledge"), given("respond")]},
+                        ]),
+                    );
+            }
+            // `reject` needs its reason in `note`.
+            if let Some(RefOr::T(Schema::Object(transition))) =
+                components.schemas.get_mut("TransitionBody")
+            {
+                transition.extensions.get_or_insert_with(Default::default).insert(
+                    "not".into(),
+                    serde_json::json!({
+                        "required": ["action"],
+                        "properties": {"action": {"const": "reject"}},
+                        "not": {"required": ["note"], "properties": {"note": {"type": "string"}}}
+                    }),
+                );
+            }
+            components
+                .schemas
+                .insert("NulFreeJson".to_owned(), nul_free_json());
+            if let (Some(pattern), Some(RefOr::T(Schema::Object(day)))) = (
+                known_dates_pattern(false),
+                components.schemas.get_mut("DayEntry"),
+            ) {
+                if let Some(RefOr::T(Schema::Object(date))) = day.properties.get_mut("date") {
+                    date.pattern = Some(pattern);
                 }
             }
             // `ComplaintInput` is also part of `ComplaintView`, so only the request's copy
@@ -177,8 +258,26 @@ impl Modify for CommonResponses {
                     .insert("NewComplaint".to_owned(), RefOr::T(Schema::Object(request)));
             }
         }
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let calendar_dates = path.starts_with("/v1/calendars/");
             for op in operations_mut(item) {
+                for param in op.parameters.iter_mut().flatten() {
+                    if let Some(schema) = param.schema.as_mut() {
+                        refuse_nul(schema);
+                    }
+                    let Some(RefOr::T(Schema::Object(schema))) = param.schema.as_mut() else {
+                        continue;
+                    };
+                    match param.name.as_str() {
+                        // What `chrono-tz` parses, which is what the API accepts.
+                        "time_zone" => schema.enum_values = Some(time_zone_names(false)),
+                        "from" | "to" if calendar_dates => {
+                            let instant = path.ends_with("/due-date");
+                            schema.pattern = known_dates_pattern(instant);
+                        }
+                        _ => {}
+                    }
+                }
                 let mut codes: Vec<(&str, &str)> = Vec::new();
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                     codes.push(("401", "The bearer token is missing, invalid or expired"));
@@ -198,6 +297,9 @@ impl Modify for CommonResponses {
                 // the handlers refuse.
                 if let Some(body) = op.request_body.as_mut() {
                     for content in body.content.values_mut() {
+                        if let Some(schema) = content.schema.as_mut() {
+                            refuse_nul(schema);
+                        }
                         if let Some(RefOr::Ref(r)) = &content.schema {
                             if r.ref_location == "#/components/schemas/ComplaintInput" {
                                 content.schema = Some(Ref::from_schema_name("NewComplaint").into());
@@ -234,6 +336,102 @@ impl Modify for CommonResponses {
             }
         }
     }
+}
+
+/// Every string without a pattern, enum or format of its own says it holds no NUL: the API
+/// refuses NUL anywhere in a path, query or body (Postgres text cannot hold it).
+fn refuse_nul(schema: &mut RefOr<Schema>) {
+    let RefOr::T(schema) = schema else {
+        return;
+    };
+    match schema {
+        Schema::Object(o) => {
+            let is_string = match &o.schema_type {
+                SchemaType::Type(t) => *t == Type::String,
+                SchemaType::Array(ts) => ts.contains(&Type::String),
+                SchemaType::AnyValue => false,
+            };
+            if is_string && o.pattern.is_none() && o.enum_values.is_none() && o.format.is_none() {
+                o.pattern = Some("^[^\\u0000]*$".to_owned());
+            }
+            for property in o.properties.values_mut() {
+                refuse_nul(property);
+            }
+            // A free-form object (no properties named) holds any JSON but NUL.
+            let is_object = matches!(&o.schema_type, SchemaType::Type(Type::Object));
+            if is_object && o.properties.is_empty() && o.additional_properties.is_none() {
+                o.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                    Ref::from_schema_name("NulFreeJson").into(),
+                )));
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                refuse_nul(items);
+            }
+        }
+        Schema::OneOf(one) => one.items.iter_mut().for_each(refuse_nul),
+        Schema::AllOf(all) => all.items.iter_mut().for_each(refuse_nul),
+        Schema::AnyOf(any) => any.items.iter_mut().for_each(refuse_nul),
+        _ => {}
+    }
+}
+
+/// The years the built-in calendars know (a tenant may load more): dates outside them are
+/// refused with 422.
+fn known_years_pattern() -> Option<String> {
+    let years = redress_shared::calendar::Calendar::cn_mainland().known_years()?;
+    let years: Vec<String> = years.map(|y| format!("{y:04}")).collect();
+    Some(format!(
+        "^({})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
+        years.join("|")
+    ))
+}
+
+/// `known_years_pattern` for a date (`YYYY-MM-DD`) or an RFC 3339 instant.
+fn known_dates_pattern(instant: bool) -> Option<String> {
+    let date = known_years_pattern()?;
+    Some(if instant {
+        format!("{date}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{{1,9}})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$")
+    } else {
+        format!("{date}$")
+    })
+}
+
+/// Any JSON value whose strings hold no NUL (what the body check lets through), for the
+/// free-form parts of request bodies.
+fn nul_free_json() -> RefOr<Schema> {
+    schema_from_json(serde_json::json!({
+        "anyOf": [
+            {"type": ["null", "boolean", "number"]},
+            {"type": "string", "pattern": "^[^\\u0000]*$"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/NulFreeJson"}},
+            {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/NulFreeJson"}}
+        ]
+    }))
+}
+
+/// A schema matching objects where both fields are given (not null).
+fn both(a: &str, a_type: &str, b: &str, b_type: &str) -> serde_json::Value {
+    serde_json::json!({
+        "required": [a, b],
+        "properties": {a: {"type": a_type}, b: {"type": b_type}}
+    })
+}
+
+fn schema_from_json(value: serde_json::Value) -> RefOr<Schema> {
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("a schema written here: {e}"))
+}
+
+fn time_zone_names(nullable: bool) -> Vec<serde_json::Value> {
+    let mut names: Vec<serde_json::Value> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| tz.name().into())
+        .collect();
+    if nullable {
+        names.push(serde_json::Value::Null);
+    }
+    names
 }
 
 fn is_null(schema: &RefOr<Schema>) -> bool {

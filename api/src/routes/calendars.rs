@@ -219,6 +219,7 @@ pub struct NewCalendarBody {
     #[schema(example = "cn-mainland", pattern = r"^(cn-mainland|weekdays)$")]
     pub base: Option<String>,
     #[serde(default)]
+    #[schema(nullable)]
     pub days: Vec<DayEntry>,
 }
 

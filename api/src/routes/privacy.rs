@@ -31,12 +31,17 @@ pub struct SubjectRequest {
     #[schema(
         nullable = false,
         max_length = 64,
-        pattern = r"^[^0-9]*([0-9][^0-9]*){7,}$"
+        pattern = r"^[^0-9\u0000]*([0-9][^0-9\u0000]*){7,}$"
     )]
     pub phone: Option<String>,
     /// A complaint id (`cmp_…`): its complainant, with every other complaint of the tenant
     /// that has the same phone number.
-    #[schema(nullable = false, min_length = 1, max_length = 64, pattern = r"\S")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub complaint_id: Option<String>,
 }
 

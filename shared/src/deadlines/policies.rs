@@ -108,6 +108,7 @@ pub struct SlaPolicy {
     /// How sure the basis is: V1 (full text read), V2 (excerpt), V3 (secondary), U
     /// (unverified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(V1|V2|V3|U|V2/U)$")]
     pub certainty: Option<String>,
     /// True for defaults that are not law (certainty U): the tenant should set its own.
     #[serde(default)]
