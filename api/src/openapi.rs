@@ -155,6 +155,7 @@ const CLOSED_SCHEMAS: &[&str] = &[
     "WithdrawBody",
     "EvidenceBody",
     "DayEntry",
+    "ExtendBody",
 ];
 
 /// Request bodies whose handlers ignore fields they do not know (but not NUL in them).

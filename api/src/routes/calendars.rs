@@ -207,7 +207,7 @@ pub async fn get(
 pub struct NewCalendarBody {
     /// 1 to 64 characters: a-z, 0-9, `-`, `_`; not a built-in id.
     #[schema(example = "acme-office")]
-    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
+    #[schema(pattern = r"^(?!(cn-mainland|weekdays)$)[a-z0-9][a-z0-9_-]{0,63}$")]
     pub id: String,
     #[schema(
         min_length = 1,

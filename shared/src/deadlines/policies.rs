@@ -40,10 +40,11 @@ impl OnBreach {
 /// One clock's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClockTarget {
-    #[schema(example = 15)]
+    /// At most ten years' worth of the unit (3660 days).
+    #[schema(example = 15, minimum = 1, maximum = 316_224_000)]
     pub amount: u32,
     /// `seconds` | `minutes` | `hours` | `calendar_days` | `working_days`.
-    #[schema(value_type = String, example = "calendar_days")]
+    #[schema(value_type = String, example = "calendar_days", pattern = r"^(seconds|minutes|hours|calendar_days|working_days)$")]
     pub unit: Unit,
     /// The largest total (same unit) an operator may extend this target to, e.g. 60 for
     /// a 15-day limit "extendable to 60 days"; absent: no ceiling.
@@ -63,7 +64,7 @@ impl ClockTarget {
 pub struct Before {
     #[schema(minimum = 1, maximum = 3660)]
     pub amount: u32,
-    #[schema(value_type = String, example = "working_days")]
+    #[schema(value_type = String, example = "working_days", pattern = r"^(seconds|minutes|hours|calendar_days|working_days)$")]
     pub unit: Unit,
 }
 
