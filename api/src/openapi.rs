@@ -158,14 +158,24 @@ const CLOSED_SCHEMAS: &[&str] = &[
     "ExtendBody",
 ];
 
+/// Schemas that are request bodies and parts of answers too: the request gets a closed
+/// copy under the second name.
+const REQUEST_COPIES: &[(&str, &str)] = &[
+    ("ComplaintInput", "NewComplaint"),
+    ("SlaPolicy", "SlaPolicyInput"),
+];
+
 /// Request bodies whose handlers ignore fields they do not know (but not NUL in them).
 const OPEN_SCHEMAS: &[&str] = &["RotateSigningKey"];
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
-            for schema in components.schemas.values_mut() {
-                refuse_nul(schema);
+            // Not the problem documents: they echo what was refused, NUL included.
+            for (name, schema) in components.schemas.iter_mut() {
+                if !["Problem", "ParamError", "FieldError"].contains(&name.as_str()) {
+                    refuse_nul(schema);
+                }
             }
             for name in OPEN_SCHEMAS {
                 if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name) {
@@ -247,16 +257,30 @@ impl Modify for CommonResponses {
                     date.pattern = Some(pattern);
                 }
             }
-            // `ComplaintInput` is also part of `ComplaintView`, so only the request's copy
-            // (`NewComplaint`) is closed.
-            if let Some(RefOr::T(Schema::Object(input))) = components.schemas.get("ComplaintInput")
-            {
-                let mut request = input.clone();
-                request.additional_properties =
-                    Some(Box::new(AdditionalProperties::FreeForm(false)));
-                components
-                    .schemas
-                    .insert("NewComplaint".to_owned(), RefOr::T(Schema::Object(request)));
+            // `ComplaintInput` and `SlaPolicy` are also parts of answers, so only the
+            // requests' copies are closed.
+            for (shown, request_name) in REQUEST_COPIES {
+                if let Some(RefOr::T(Schema::Object(shown))) = components.schemas.get(*shown) {
+                    let mut request = shown.clone();
+                    request.additional_properties =
+                        Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    if *request_name == "SlaPolicyInput" {
+                        // Accepted and ignored, so that a GET answer can be PUT back.
+                        request.properties.insert(
+                            "created_at".to_owned(),
+                            RefOr::T(Schema::Object(
+                                utoipa::openapi::ObjectBuilder::new()
+                                    .schema_type(SchemaType::AnyValue)
+                                    .description(Some("Ignored"))
+                                    .build(),
+                            )),
+                        );
+                    }
+                    components.schemas.insert(
+                        (*request_name).to_owned(),
+                        RefOr::T(Schema::Object(request)),
+                    );
+                }
             }
         }
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -302,8 +326,11 @@ impl Modify for CommonResponses {
                             refuse_nul(schema);
                         }
                         if let Some(RefOr::Ref(r)) = &content.schema {
-                            if r.ref_location == "#/components/schemas/ComplaintInput" {
-                                content.schema = Some(Ref::from_schema_name("NewComplaint").into());
+                            let copy = REQUEST_COPIES.iter().find(|(shown, _)| {
+                                r.ref_location == format!("#/components/schemas/{shown}")
+                            });
+                            if let Some((_, request_name)) = copy {
+                                content.schema = Some(Ref::from_schema_name(*request_name).into());
                             }
                         }
                         if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema {
