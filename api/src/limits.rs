@@ -26,7 +26,10 @@ use redress_shared::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, ParamError},
+    state::AppState,
+};
 
 /// The keyed limiters of one API process. Each client is limited on its own: one busy or
 /// misbehaving partner never slows another. The limits are per process; with N API
@@ -110,11 +113,24 @@ impl Limiters {
 }
 
 /// The middleware of the body limits (see the module documentation). Bodies of GET and
-/// the like are not read; form bodies (`/oauth/token`) are size-limited but not scanned.
+/// the like are not read; form bodies (`/oauth/token`) are size-limited, and the scan lets
+/// them through as text that is not JSON.
 pub async fn check_body<B: MessageBody>(
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    // NUL can be neither stored nor looked up (Postgres text refuses it): a path segment
+    // holding one names nothing, a query parameter holding one is invalid.
+    if req.path().contains("%00") {
+        return Ok(req.error_response(ApiError::NotFound).map_into_right_body());
+    }
+    if let Some(parameter) = nul_query_parameter(req.query_string()) {
+        let e = ApiError::InvalidParams(vec![ParamError {
+            parameter,
+            detail: "must not contain NUL characters".into(),
+        }]);
+        return Ok(req.error_response(e).map_into_right_body());
+    }
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
         return next
             .call(req)
@@ -129,6 +145,19 @@ pub async fn check_body<B: MessageBody>(
         // Answered here, not raised, so the metrics and logs around see an ordinary response.
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
+}
+
+/// The first query parameter whose value holds a NUL character.
+fn nul_query_parameter(query: &str) -> Option<String> {
+    if !query.contains("%00") {
+        return None;
+    }
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        // A name holding NUL names no parameter the API reads.
+        .find(|(k, v)| !k.contains('\0') && v.contains('\0'))
+        .map(|(k, _)| k)
 }
 
 /// Reads the body within the size limit, checks it, and puts it back for the route.
@@ -156,16 +185,11 @@ async fn read_checked(req: &mut ServiceRequest) -> Result<(), ApiError> {
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        let l = &state.settings.limits;
-        scan_json(&body, l.max_json_depth, l.max_json_string_chars)
-            .map_err(|error| ApiError::InvalidBody(vec![error]))?;
-    }
+    // Whatever the declared type: the JSON routes read their body as JSON regardless, and
+    // a form body (`/oauth/token`) is not JSON, which the scan lets through.
+    let l = &state.settings.limits;
+    scan_json(&body, l.max_json_depth, l.max_json_string_chars)
+        .map_err(|error| ApiError::InvalidBody(vec![error]))?;
     req.set_payload(actix_web::dev::Payload::from(body));
     Ok(())
 }
@@ -268,6 +292,13 @@ pub fn scan_json(body: &[u8], max_depth: usize, max_chars: usize) -> Result<(), 
                         *key = Some(text);
                     }
                     _ => {
+                        // Escaped NUL: Postgres text cannot hold it.
+                        if raw.windows(6).any(|w| w == b"\\u0000") && decode(raw).contains('\0') {
+                            return Err(FieldError::new(
+                                pointer(&stack),
+                                "must not contain NUL characters",
+                            ));
+                        }
                         if long && decode(raw).chars().count() > max_chars {
                             return Err(FieldError::new(
                                 pointer(&stack),
@@ -318,6 +349,16 @@ mod tests {
         assert_eq!(e.pointer, "/a");
         let escaped = r#"{"k": "\"\"\"\""}"#;
         assert!(scan_json(escaped.as_bytes(), 32, 4).is_ok());
+    }
+
+    #[test]
+    fn a_nul_in_a_string_value_is_refused_where_it_is() {
+        let e = scan_json(br#"{"a": ["x", "y\u0000z"]}"#, 8, 100).unwrap_err();
+        assert_eq!(e.pointer, "/a/1");
+        // An escaped backslash before `u0000` is text, not NUL.
+        assert!(scan_json(br#"{"a": "\\u0000"}"#, 8, 100).is_ok());
+        assert_eq!(nul_query_parameter("a=1&b=x%00y").as_deref(), Some("b"));
+        assert_eq!(nul_query_parameter("a=1"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use actix_web::{
     dev::{Server, Service, ServiceResponse},
     http::{header, StatusCode},
     middleware::{ErrorHandlerResponse, ErrorHandlers},
-    web, App, HttpResponse, HttpServer,
+    web, App, HttpRequest, HttpResponse, HttpServer,
 };
 use redress_shared::{
     amqp::Topology,
@@ -121,8 +121,10 @@ impl Application {
             limits,
         });
         let openapi = ApiDoc::openapi();
+        let known = Arc::new(crate::openapi::KnownPaths::from_document(&openapi));
         let mut server = HttpServer::new(move || {
             let metrics = metrics.clone();
+            let known = known.clone();
             App::new()
                 // Inside the error handlers, so a refused body still gets problem+json.
                 .wrap(actix_web::middleware::from_fn(crate::limits::check_body))
@@ -168,8 +170,11 @@ impl Application {
                             .finish()
                     }),
                 )
-                .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(ApiError::NotFound)
+                // A documented path asked with a method it does not serve is 405 with `Allow`;
+                // anything else nobody serves is 404.
+                .default_service(web::to(move |req: HttpRequest| {
+                    let known = known.clone();
+                    async move { not_routed(&known, &req) }
                 }))
         })
         .disable_signals()
@@ -206,6 +211,29 @@ impl Application {
         }
         result
     }
+}
+
+fn not_routed(
+    known: &crate::openapi::KnownPaths,
+    req: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let Some(methods) = known.methods(req.path()) else {
+        return Err(ApiError::NotFound);
+    };
+    if methods.contains(&req.method().as_str()) {
+        return Err(ApiError::NotFound);
+    }
+    let body = serde_json::json!({
+        "type": "https://redress.dev/problems/method-not-allowed",
+        "title": "Method not allowed",
+        "status": 405,
+        "detail": format!("{} is not served here; allowed: {}", req.method(), methods.join(", ")),
+    })
+    .to_string();
+    Ok(HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, methods.join(", ")))
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+        .body(body))
 }
 
 /// Errors produced by actix itself (unknown method, oversized body, bad path) come as plain

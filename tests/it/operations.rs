@@ -66,6 +66,54 @@ async fn health_docs_and_the_openapi_document_are_served_without_a_token() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_path_asked_with_a_method_it_does_not_serve_is_405_with_allow() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let trace = reqwest::Method::from_bytes(b"TRACE").unwrap();
+    for (method, path, allow) in [
+        (trace.clone(), "/healthz", "GET"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/webhook-endpoints",
+            "GET, POST",
+        ),
+        (trace.clone(), "/v1/complaints/cmp_0/events", "GET"),
+        (reqwest::Method::PUT, "/v1/routing/preview", "POST"),
+    ] {
+        let res = app
+            .http
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(
+            res.headers().get("allow").unwrap(),
+            allow,
+            "{method} {path}"
+        );
+        assert_eq!(
+            res.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["status"], 405);
+    }
+    // An unknown path stays 404, whatever the method.
+    let res = app
+        .http
+        .request(trace, app.url("/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    app.stop().await;
+}
+
 #[test]
 fn the_committed_openapi_document_matches_the_code() {
     let committed =

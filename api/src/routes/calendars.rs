@@ -207,18 +207,26 @@ pub async fn get(
 pub struct NewCalendarBody {
     /// 1 to 64 characters: a-z, 0-9, `-`, `_`; not a built-in id.
     #[schema(example = "acme-office")]
+    #[schema(pattern = r"^(?!(cn-mainland|weekdays)$)[a-z0-9][a-z0-9_-]{0,63}$")]
     pub id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// `cn-mainland` (default) or `weekdays`.
-    #[schema(example = "cn-mainland")]
+    #[schema(example = "cn-mainland", pattern = r"^(cn-mainland|weekdays)$")]
     pub base: Option<String>,
     #[serde(default)]
+    #[schema(nullable)]
     pub days: Vec<DayEntry>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct DaysBody {
-    /// The whole list; it replaces the calendar's days.
+    /// The whole list; it replaces the calendar's days (null: no days).
+    #[schema(nullable)]
     pub days: Vec<DayEntry>,
 }
 
@@ -249,9 +257,18 @@ fn parse_new_calendar(raw: &Value) -> Result<NewCalendar, Vec<FieldError>> {
         }
     };
     let name = match obj.get("name").and_then(Value::as_str) {
-        Some(n) if !n.trim().is_empty() && n.chars().count() <= 200 => n.trim().to_owned(),
+        Some(n)
+            if !n.trim().is_empty()
+                && n.chars().count() <= 200
+                && !redress_shared::routing::cases::has_control(n) =>
+        {
+            n.trim().to_owned()
+        }
         _ => {
-            errors.push(FieldError::new("/name", "must be 1 to 200 characters"));
+            errors.push(FieldError::new(
+                "/name",
+                "must be 1 to 200 characters, without control characters",
+            ));
             String::new()
         }
     };
@@ -437,16 +454,23 @@ pub async fn put_days(
 #[into_params(parameter_in = Query)]
 pub struct DueDateQuery {
     /// RFC 3339 instant the period starts (the day of receipt; not counted itself).
+    #[param(required = true, value_type = chrono::DateTime<chrono::Utc>)]
     pub from: Option<String>,
-    /// Whole number.
+    /// Whole number, at most 3660 for day units (366 days' worth for seconds, minutes and hours).
+    #[param(required = true, value_type = u32, minimum = 0, maximum = 3660)]
     pub amount: Option<String>,
     /// `seconds` | `minutes` | `hours` | `calendar_days` | `working_days`.
+    #[param(
+        required = true,
+        pattern = r"^(seconds|minutes|hours|calendar_days|working_days)$"
+    )]
     pub unit: Option<String>,
     /// IANA time zone the days are counted in (default: the tenant's, Asia/Shanghai unless
     /// set).
     pub time_zone: Option<String>,
     /// `calendar_days` only: whether a due date on a rest day moves to the next working
     /// day (default true, 民法典 Art. 203).
+    #[param(value_type = Option<bool>)]
     pub roll_forward: Option<String>,
 }
 
@@ -593,8 +617,10 @@ pub async fn due_date(
 #[into_params(parameter_in = Query)]
 pub struct DaysQuery {
     /// First day, YYYY-MM-DD.
+    #[param(required = true, value_type = chrono::NaiveDate)]
     pub from: Option<String>,
     /// Last day (included), YYYY-MM-DD; at most 1098 days after `from`.
+    #[param(required = true, value_type = chrono::NaiveDate)]
     pub to: Option<String>,
 }
 

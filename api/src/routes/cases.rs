@@ -78,7 +78,7 @@ fn complaint_id(raw: &str) -> Result<ComplaintId, ApiError> {
 #[utoipa::path(
     tag = "complaints",
     params(("id" = String, Path, description = "Complaint id (`cmp_…`)")),
-    request_body(content = Object, description = "`{\"action\": \"acknowledge\"|\"respond\"|\"resolve\"|\"escalate\"|\"reject\", \"note\", \"channel_reference\", \"channel\"}`",
+    request_body(content = TransitionBody,
         example = json!({"action": "respond", "note": "客服同意7个工作日内退还押金", "channel_reference": "工单 A123"})),
     responses(
         (status = 200, description = "The complaint after the change", body = ComplaintView),
@@ -114,6 +114,53 @@ pub async fn transition(
     .map_err(case_error)?;
     tracing::info!(tenant.id = %caller.tenant_id, complaint.id = %id, action = t.action.as_str(), status = %status, "transition recorded");
     Ok(HttpResponse::Ok().json(view(&row)?))
+}
+
+/// The body of a transition (documentation only; the handler reads the JSON itself).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TransitionBody {
+    #[schema(pattern = r"^(acknowledge|respond|resolve|escalate|reject)$")]
+    pub action: String,
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    pub note: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    pub channel_reference: Option<String>,
+    /// The rung meant, where several tracks are active.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    pub channel: Option<String>,
+}
+
+/// The body of a withdrawal (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WithdrawBody {
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    pub reason: Option<String>,
+}
+
+/// The body of an evidence addition (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EvidenceBody {
+    #[schema(min_items = 1, max_items = 50)]
+    pub evidence: Vec<redress_shared::domain::complaint::Evidence>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -214,7 +261,7 @@ pub async fn feedback(
 #[utoipa::path(
     tag = "complaints",
     params(("id" = String, Path, description = "Complaint id (`cmp_…`)")),
-    request_body(content = Object, description = "`{\"reason\": \"…\"}`, optional"),
+    request_body(content = Option<WithdrawBody>, description = "Optional"),
     responses(
         (status = 200, description = "The withdrawn complaint", body = ComplaintView),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -274,7 +321,7 @@ pub async fn withdraw(
 #[utoipa::path(
     tag = "complaints",
     params(("id" = String, Path, description = "Complaint id (`cmp_…`)")),
-    request_body(content = Object, description = "`{\"evidence\": [{\"kind\", \"description\", \"sha256\"}]}`",
+    request_body(content = EvidenceBody,
         example = json!({"evidence": [{"kind": "payment_receipt", "description": "押金转账记录"}]})),
     responses(
         (status = 200, description = "Evidence added", body = ComplaintView),

@@ -23,9 +23,31 @@ use crate::{
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct NewClient {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Scopes of CONTRACT §1.
+    #[schema(min_items = 1, value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
+}
+
+/// A scope a tenant client can hold (CONTRACT §1).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum ScopeName {
+    #[schema(rename = "complaints:write")]
+    ComplaintsWrite,
+    #[schema(rename = "complaints:read")]
+    ComplaintsRead,
+    #[schema(rename = "webhooks:manage")]
+    WebhooksManage,
+    #[schema(rename = "cases:operate")]
+    CasesOperate,
+    #[schema(rename = "tenant:admin")]
+    TenantAdmin,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -49,11 +71,18 @@ fn parse(raw: &Value) -> Result<NewClient, Vec<FieldError>> {
         }
     }
     let name = match obj.get("name") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 100 => {
+        Some(Value::String(s))
+            if !s.trim().is_empty()
+                && s.chars().count() <= 100
+                && !redress_shared::routing::cases::has_control(s) =>
+        {
             s.trim().to_owned()
         }
         Some(Value::String(_)) => {
-            errors.push(FieldError::new("/name", "must be 1 to 100 characters"));
+            errors.push(FieldError::new(
+                "/name",
+                "must be 1 to 100 characters, without control characters",
+            ));
             String::new()
         }
         None | Some(Value::Null) => {
@@ -187,6 +216,7 @@ pub struct RotateSecret {
     /// How long the current secret keeps working, in seconds: at most (and by default)
     /// the configured overlap (`client_auth.secret_overlap_secs`, a day unless changed).
     /// 0 ends it at once (a leaked secret).
+    #[schema(minimum = 0, maximum = 86400)]
     pub previous_secret_expires_in: Option<u64>,
 }
 

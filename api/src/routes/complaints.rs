@@ -1,7 +1,6 @@
 //! Intake and reading of complaints (CONTRACT §2).
 
 use actix_web::{get, http::header, post, web, HttpRequest, HttpResponse};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use redress_shared::{
     db::{
@@ -28,7 +27,7 @@ const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 #[utoipa::path(
     tag = "complaints",
     request_body(content = ComplaintInput, description = "The complaint; see CONTRACT §2"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Any string up to 255 characters; a retry with the same key and body returns the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Any string up to 255 characters; a retry with the same key and body returns the first answer")),
     responses(
         (status = 202, description = "Accepted; routing follows", body = ComplaintView, headers(("Location" = String))),
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -234,15 +233,21 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only complaints in this status.
+    #[param(
+        pattern = r"^(submitted|awaiting_evidence|routed|in_progress|responded|resolved|unresolved|rejected|withdrawn)$"
+    )]
     pub status: Option<String>,
     pub category: Option<String>,
     /// The provider as filed.
     pub provider: Option<String>,
     /// RFC 3339 instant: only complaints changed at or after it.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub updated_since: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^cmp_[A-Za-z0-9]{1,64}$")]
     pub cursor: Option<String>,
 }
 
@@ -359,13 +364,11 @@ pub async fn list(
 }
 
 fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("after:{id}"))
+    id.to_owned()
 }
 
 fn decode_cursor(cursor: &str) -> Option<String> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let id = raw.strip_prefix("after:")?;
-    ComplaintId::parse(id).ok().map(String::from)
+    ComplaintId::parse(cursor).ok().map(String::from)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -18,15 +18,24 @@ use crate::{auth::Caller, error::ApiError, state::AppState};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ExtendBody {
     /// The new total target, counted from the clock's start (15 → 30: `30`).
-    #[schema(example = 30)]
+    #[schema(example = 30, minimum = 1)]
     pub amount: u32,
     /// The clock's unit.
-    #[schema(example = "calendar_days")]
+    #[schema(
+        example = "calendar_days",
+        pattern = r"^(seconds|minutes|hours|calendar_days|working_days)$"
+    )]
     pub unit: String,
     /// Why (recorded in the event; the complainant is owed the reason).
-    #[schema(example = "案情复杂，需调取交易记录")]
+    #[schema(
+        example = "案情复杂，需调取交易记录",
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reason: String,
     /// The rung's channel code, when several active rungs have this clock.
+    #[schema(pattern = r"^[a-z0-9_]{1,64}$")]
     pub channel: Option<String>,
 }
 

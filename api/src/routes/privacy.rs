@@ -24,12 +24,24 @@ const SCOPE: &str = "tenant:admin";
 
 /// Who an export or erasure is about: exactly one of the two fields.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(min_properties = 1, max_properties = 1)]
 pub struct SubjectRequest {
     /// The complainant's phone number in any usual form (`138 0013 8000`,
     /// `+86 13800138000`); every complaint of the tenant with that number.
+    #[schema(
+        nullable = false,
+        max_length = 64,
+        pattern = r"^[^0-9\u0000]*([0-9][^0-9\u0000]*){7,}$"
+    )]
     pub phone: Option<String>,
     /// A complaint id (`cmp_…`): its complainant, with every other complaint of the tenant
     /// that has the same phone number.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub complaint_id: Option<String>,
 }
 
@@ -166,8 +178,10 @@ pub async fn erase(
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries older than this id (`next_before` of the previous page).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub before: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 

@@ -118,6 +118,7 @@ pub struct RoutingReplacement {
     pub routing: RoutingData,
     /// What changed and why, kept with the version.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
     pub note: Option<String>,
     /// The version this document was edited from; when given and another version is in
     /// force, the request is refused with 409 instead of overwriting that change.
@@ -221,6 +222,7 @@ pub struct VersionsQuery {
     /// Only versions before this one (the next page).
     pub before: Option<i32>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -333,7 +335,7 @@ pub struct EntryList {
 /// `categories`, `ladders` or `rules`.
 #[utoipa::path(
     tag = "routing",
-    params(("collection" = String, Path, description = "`channels`, `providers`, `categories`, `ladders` or `rules`")),
+    params(("collection" = String, Path, pattern = r"^(channels|providers|categories|ladders|rules)$", description = "`channels`, `providers`, `categories`, `ladders` or `rules`")),
     responses(
         (status = 200, body = EntryList),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -342,7 +344,7 @@ pub struct EntryList {
     ),
     security(("bearer" = ["tenant:admin"]), ("bearer" = ["cases:operate"]))
 )]
-#[get("/v1/routing/{collection}")]
+#[get("/v1/routing/{collection}", guard = "known_collection")]
 pub async fn list_entries(
     caller: Caller,
     path: web::Path<String>,
@@ -634,4 +636,15 @@ pub async fn preview(
             .collect(),
         decision,
     }))
+}
+
+/// `GET /v1/routing/{collection}` only for the collections there are, so that a GET of
+/// a fixed sibling path (`/v1/routing/preview`) falls through to the 405 answer.
+fn known_collection(ctx: &actix_web::guard::GuardContext) -> bool {
+    ctx.head()
+        .uri
+        .path()
+        .rsplit('/')
+        .next()
+        .is_some_and(|c| ["channels", "providers", "categories", "ladders", "rules"].contains(&c))
 }

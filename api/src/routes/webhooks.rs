@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use actix_web::{delete, get, http::header, patch, post, web, HttpRequest, HttpResponse};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
 use diesel_async::AsyncConnection;
 use redress_shared::db::tenant;
@@ -250,12 +249,11 @@ fn parse_limit(raw: Option<&str>, errors: &mut Vec<ParamError>) -> i64 {
 }
 
 fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("after:{id}"))
+    id.to_owned()
 }
 
 fn decode_cursor(cursor: &str) -> Option<WebhookEndpointId> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    WebhookEndpointId::parse(raw.strip_prefix("after:")?).ok()
+    WebhookEndpointId::parse(cursor).ok()
 }
 
 /// Keeps `limit` rows of a page fetched with one extra row, and says whether there is more.
@@ -327,8 +325,10 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct EndpointListQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^whe_[A-Za-z0-9]{1,64}$")]
     pub cursor: Option<String>,
 }
 
@@ -574,10 +574,13 @@ pub async fn rotate_secret(
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// Only the attempts of this message (`msg_…`).
+    #[param(pattern = r"^msg_[A-Za-z0-9]{1,64}$")]
     pub message: Option<String>,
     /// Only attempts older than this attempt id (`next_before` of the previous page).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub before: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -665,10 +668,13 @@ pub async fn deliveries(
 #[into_params(parameter_in = Query)]
 pub struct MessageQuery {
     /// `pending`, `delivered` or `failed`.
+    #[param(pattern = r"^(pending|delivered|failed)$")]
     pub status: Option<String>,
     /// Only messages older than this one (`next_before` of the previous page).
+    #[param(pattern = r"^msg_[A-Za-z0-9]{1,64}$")]
     pub before: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 

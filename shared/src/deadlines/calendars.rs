@@ -306,9 +306,10 @@ pub struct CalendarRow {
 pub struct DayEntry {
     pub date: NaiveDate,
     /// `rest` (a closure) or `working` (a working day on a weekend or official holiday).
-    #[schema(example = "rest")]
+    #[schema(example = "rest", pattern = r"^(rest|working)$")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
     pub name: Option<String>,
 }
 

@@ -40,10 +40,11 @@ impl OnBreach {
 /// One clock's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClockTarget {
-    #[schema(example = 15)]
+    /// At most ten years' worth of the unit (3660 days).
+    #[schema(example = 15, minimum = 1, maximum = 316_224_000)]
     pub amount: u32,
     /// `seconds` | `minutes` | `hours` | `calendar_days` | `working_days`.
-    #[schema(value_type = String, example = "calendar_days")]
+    #[schema(value_type = String, example = "calendar_days", pattern = r"^(seconds|minutes|hours|calendar_days|working_days)$")]
     pub unit: Unit,
     /// The largest total (same unit) an operator may extend this target to, e.g. 60 for
     /// a 15-day limit "extendable to 60 days"; absent: no ceiling.
@@ -61,8 +62,9 @@ impl ClockTarget {
 /// A duration or day count before the due date, for the warning point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Before {
+    #[schema(minimum = 1, maximum = 3660)]
     pub amount: u32,
-    #[schema(value_type = String, example = "working_days")]
+    #[schema(value_type = String, example = "working_days", pattern = r"^(seconds|minutes|hours|calendar_days|working_days)$")]
     pub unit: Unit,
 }
 
@@ -71,8 +73,13 @@ pub struct Before {
 pub struct SlaPolicy {
     /// What routing data references the policy by; when a rung names no policy, the policy
     /// whose code is the channel code applies.
-    #[schema(example = "pboc_transferred")]
+    #[schema(example = "pboc_transferred", pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub code: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub acknowledge: Option<ClockTarget>,
@@ -102,6 +109,7 @@ pub struct SlaPolicy {
     /// How sure the basis is: V1 (full text read), V2 (excerpt), V3 (secondary), U
     /// (unverified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(V1|V2|V3|U|V2/U)$")]
     pub certainty: Option<String>,
     /// True for defaults that are not law (certainty U): the tenant should set its own.
     #[serde(default)]
@@ -303,7 +311,11 @@ impl SlaPolicy {
             }
         };
         let name = match obj.get("name") {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 200 => {
+            Some(Value::String(s))
+                if !s.trim().is_empty()
+                    && s.chars().count() <= 200
+                    && !crate::routing::cases::has_control(s) =>
+            {
                 s.trim().to_owned()
             }
             None | Some(Value::Null) => code.clone(),

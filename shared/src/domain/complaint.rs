@@ -28,53 +28,88 @@ pub const EVIDENCE_KINDS: [&str; 11] = [
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Complainant {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
+    /// 7 to 15 digits, with `+`, `-`, spaces and parentheses allowed between them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 20, pattern = r"^[+\- ()]*([0-9][+\- ()]*){7,15}$")]
     pub phone: Option<String>,
     /// `consumer` or `merchant`.
+    #[schema(pattern = r"^(consumer|merchant)$")]
     pub kind: String,
     /// 6-digit administrative division code (GB/T 2260).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub region: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Respondent {
     /// Provider as written by the complainant; matched against the tenant's directory.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub provider: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9-]{1,64}$")]
     pub merchant_no: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9-]{1,64}$")]
     pub terminal_sn: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Money {
     /// Decimal string, e.g. `"299.00"`; never a float.
-    #[schema(value_type = String, example = "299.00")]
+    #[schema(value_type = String, example = "299.00", pattern = r"^[0-9]{1,13}(\.[0-9]{1,4})?$")]
     pub value: Decimal,
     /// ISO 4217 code.
+    #[schema(pattern = r"^[A-Z]{3}$")]
     pub currency: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evidence {
+    #[schema(
+        pattern = r"^(contract|payment_receipt|transaction_record|call_recording|chat_log|advertisement|freeze_notice|police_report|device_photo|identity_document|other)$"
+    )]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9A-Fa-f]{64}$")]
     pub sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriorContact {
     /// Channel code already tried, e.g. `provider_service`.
+    #[schema(pattern = r"^[a-z0-9_]{1,64}$")]
     pub channel: String,
+    /// Not in the future.
+    #[schema(pattern = r"^(1[0-9]{3}|20[01][0-9]|202[0-5])-")]
     pub on: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub reference: Option<String>,
     /// What came of it, e.g. `refused`, `no_response`, `unsatisfactory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[a-z0-9_]{1,64}$")]
     pub outcome: Option<String>,
 }
 
@@ -82,22 +117,43 @@ pub struct PriorContact {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ComplaintInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub external_ref: Option<String>,
     pub complainant: Complainant,
     pub respondent: Respondent,
+    #[schema(pattern = r"^[a-z0-9_]{1,64}$")]
     pub category: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub summary: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_claimed: Option<Money>,
+    /// Not in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(1[0-9]{3}|20[01][0-9]|202[0-5])-")]
     pub occurred_on: Option<NaiveDate>,
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub desired_outcomes: Vec<String>,
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub evidence: Vec<Evidence>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub prior_contacts: Vec<PriorContact>,
 }
 

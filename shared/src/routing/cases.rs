@@ -691,12 +691,26 @@ fn optional_text(
             ));
             None
         }
+        Some(Value::String(s)) if has_control(s) => {
+            errors.push(FieldError::new(
+                pointer,
+                "must not contain control characters",
+            ));
+            None
+        }
         Some(Value::String(s)) => Some(s.trim().to_owned()),
         Some(_) => {
             errors.push(FieldError::new(pointer, "must be a string"));
             None
         }
     }
+}
+
+/// Control characters other than tab and line breaks, which intake refuses too (and
+/// Postgres cannot store NUL).
+pub fn has_control(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
 }
 
 /// A clock stop to make once the new state is stored: `(channel, track, which, met)`.

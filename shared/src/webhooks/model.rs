@@ -92,9 +92,14 @@ impl From<WebhookMessageId> for String {
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointInput {
-    /// HTTPS URL on the public internet.
+    /// HTTPS URL on the public internet (its host must resolve to public addresses).
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://[a-z0-9.-]+\.[a-z]{2,}(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: String,
     /// Event types to receive; at least one.
+    #[schema(min_items = 1, inline, value_type = Vec<EventTypeName>)]
     pub events: Vec<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -384,4 +389,24 @@ mod tests {
         // The id is part of the signed content: a dot would make "id.ts.body" ambiguous.
         assert!(WebhookMessageId::parse("msg_a.b").is_err());
     }
+}
+
+/// An event type an endpoint can subscribe to (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum EventTypeName {
+    #[schema(rename = "complaint.status_changed")]
+    StatusChanged,
+    #[schema(rename = "complaint.routed")]
+    Routed,
+    #[schema(rename = "complaint.escalated")]
+    Escalated,
+    #[schema(rename = "complaint.sla_warning")]
+    SlaWarning,
+    #[schema(rename = "complaint.sla_breached")]
+    SlaBreached,
+    #[schema(rename = "complaint.evidence_requested")]
+    EvidenceRequested,
+    #[schema(rename = "webhook_endpoint.disabled")]
+    EndpointDisabled,
 }
