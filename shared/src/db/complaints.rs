@@ -237,6 +237,28 @@ pub async fn append_event(
     Ok(event)
 }
 
+/// Writes event number `sequence` and queues its webhooks, for a caller that has already
+/// numbered it on the complaint row (bumped `last_sequence` and `updated_at` under the
+/// row's lock, in this transaction): the SLA scheduler, whose clock write does that.
+#[allow(clippy::too_many_arguments)]
+pub async fn append_numbered_event(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    complaint: &ComplaintId,
+    sequence: i32,
+    event_type: &str,
+    actor: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> QueryResult<EventRow> {
+    let event = insert_event_row(
+        conn, tenant, complaint, sequence, event_type, actor, data, now,
+    )
+    .await?;
+    crate::webhooks::complaint_events::enqueue_for_complaint_event(conn, tenant, &event).await?;
+    Ok(event)
+}
+
 /// Writes event number `sequence`. Callers own the numbering ([`append_event`] under the
 /// complaint's row lock, [`insert_submitted`] for event 1 of a complaint it creates) and
 /// queue the event's webhooks right after. Takes a shared reference so it can be pipelined

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Untyped};
+use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Untyped};
 use diesel::QueryResult;
 use serde_json::Value;
 
@@ -128,6 +128,9 @@ pub(super) struct FireWrite {
     pub rungs: Option<Value>,
     pub complaint: String,
     pub tenant: String,
+    /// Events this firing appends (warning and/or breach); numbered from the returned
+    /// `last_sequence` down.
+    pub events: i32,
 }
 
 untyped_static_query!(FireWrite);
@@ -150,6 +153,7 @@ impl QueryFragment<Pg> for FireWrite {
                 Piece::Bind(7) => out.push_bind_param::<Nullable<Jsonb>, _>(&self.rungs)?,
                 Piece::Bind(8) => out.push_bind_param::<Text, _>(&self.complaint)?,
                 Piece::Bind(9) => out.push_bind_param::<Text, _>(&self.tenant)?,
+                Piece::Bind(10) => out.push_bind_param::<Integer, _>(&self.events)?,
                 Piece::Bind(n) => return Err(no_such_bind(n)),
             }
         }
