@@ -1088,7 +1088,7 @@ impl DbCase {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endpoint_at_its_concurrency_limit_is_sent_one_message_per_round_and_the_rest_are_released(
+async fn an_endpoint_at_its_concurrency_limit_is_sent_one_message_per_round_and_the_rest_stay_unleased(
 ) {
     let case = DbCase::new().await;
     let rx = Receiver::always(Reply::status(204).after(Duration::from_millis(100)))
@@ -1105,7 +1105,7 @@ async fn an_endpoint_at_its_concurrency_limit_is_sent_one_message_per_round_and_
     }
     let d = case.dispatcher(|s| s.webhooks.per_endpoint_concurrency = 1);
     assert_eq!(d.dispatch_due().await.unwrap(), 1);
-    // The two it could not start were handed back at once, not left leased.
+    // The two it could not start were never leased (the claim asked only for free slots).
     let waiting: Vec<_> = case
         .messages(&endpoint)
         .await

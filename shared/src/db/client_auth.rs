@@ -51,12 +51,6 @@ pub struct ClientCredentials {
     pub keys: Vec<ClientKeyRow>,
 }
 
-diesel::define_sql_function! {
-    /// The tenant of a client, across tenants (migration 000006).
-    #[sql_name = "redress_client_tenant"]
-    fn client_tenant(client: diesel::sql_types::Text) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
 /// THE lookup of the token endpoint, by client id alone: the tenant is not known until the
 /// client row is found. Kept in this one function on purpose: under row-level security it
 /// is the one read that must cross tenants (through a narrow SECURITY DEFINER path), and it
@@ -66,16 +60,11 @@ pub async fn find_for_authentication(
     id: &ClientId,
     with_keys: bool,
 ) -> QueryResult<Option<ClientCredentials>> {
-    // The client's tenant comes from the one narrow cross-tenant function (migration 000006,
-    // also used by `tenants::find_client`); everything else is read in a transaction set
-    // to that tenant, so row-level security holds for the secret hashes and keys too.
-    let tenant: Option<String> = diesel::select(client_tenant(id.as_str()))
-        .get_result(conn)
-        .await?;
-    let Some(tenant) = tenant else {
+    // Only the tenant is looked up across tenants; everything else is read in a
+    // transaction set to it, so row-level security holds for secret hashes and keys too.
+    let Some(tenant) = super::tenants::tenant_of_client(conn, id).await? else {
         return Ok(None);
     };
-    let tenant = TenantId::from_trusted(tenant);
     super::tenant::transaction(conn, &tenant, async |conn| {
         let Some(client) = clients::table
             .find(id.as_str())

@@ -92,13 +92,9 @@ pub async fn find_client(
     conn: &mut AsyncPgConnection,
     id: &ClientId,
 ) -> QueryResult<Option<ClientRow>> {
-    let tenant: Option<String> = diesel::select(client_tenant(id.as_str()))
-        .get_result(conn)
-        .await?;
-    let Some(tenant) = tenant else {
+    let Some(tenant) = tenant_of_client(conn, id).await? else {
         return Ok(None);
     };
-    let tenant = TenantId::from_trusted(tenant);
     super::tenant::transaction(conn, &tenant, async |conn| {
         clients::table
             .find(id.as_str())
@@ -110,6 +106,18 @@ pub async fn find_client(
             .optional()
     })
     .await
+}
+
+/// The tenant of a client, before any tenant is known: the one cross-tenant read of the
+/// token endpoint, through the narrow SECURITY DEFINER function of migration 000006.
+pub async fn tenant_of_client(
+    conn: &mut AsyncPgConnection,
+    id: &ClientId,
+) -> QueryResult<Option<TenantId>> {
+    let tenant: Option<String> = diesel::select(client_tenant(id.as_str()))
+        .get_result(conn)
+        .await?;
+    Ok(tenant.map(TenantId::from_trusted))
 }
 
 diesel::define_sql_function! {

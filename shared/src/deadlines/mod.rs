@@ -1314,13 +1314,10 @@ UPDATE complaints SET current_rungs = COALESCE($7, current_rungs),
     last_sequence = last_sequence + $10,
     updated_at = CASE WHEN $10 > 0 THEN $4 ELSE updated_at END
 WHERE id = $8 AND tenant_id = $9 AND EXISTS (SELECT 1 FROM clock)
-RETURNING id, last_sequence";
+RETURNING last_sequence";
 
 #[derive(QueryableByName)]
 struct Written {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    #[allow(dead_code)] // read by diesel; its presence is what says the write happened
-    id: String,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     last_sequence: i32,
 }
