@@ -119,6 +119,7 @@ impl Application {
             dummy_secret_hash,
             metrics: exporter,
             limits,
+            routing_in_force: Default::default(),
         });
         let openapi = ApiDoc::openapi();
         let known = Arc::new(crate::openapi::KnownPaths::from_document(&openapi));

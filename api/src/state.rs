@@ -20,4 +20,6 @@ pub struct AppState {
     pub metrics: Arc<Exporter>,
     /// The per-client rate limit and the `/oauth/token` attempt limit.
     pub limits: Arc<crate::limits::Limiters>,
+    /// Each tenant's routing in force as last read, for intake's category check.
+    pub routing_in_force: crate::routes::routing::RoutingInForce,
 }

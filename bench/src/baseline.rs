@@ -1,6 +1,7 @@
 //! The baselines our figures are divided by, measured in the same run on the same machine:
 //!
-//! - **SQL**: the rows one intake writes (complaint, first event, outbox row), written by
+//! - **SQL**: the rows one intake writes (complaint, first event, outbox row, the
+//!   `Idempotency-Key` with its answer), written by
 //!   plain SQL transactions at the same concurrency through a pool of the API's size, into
 //!   a scratch schema whose tables are copies of ours with the same indexes (`LIKE …
 //!   INCLUDING ALL`), so no relay publishes them and nothing else reads them.
@@ -30,6 +31,8 @@ use rand::{rngs::StdRng, SeedableRng};
 use redress_shared::ids::{ComplaintId, EventId};
 use serde::Serialize;
 
+use sha2::Digest;
+
 use crate::{complaint, report::Percentiles, stack::lock};
 
 #[derive(Debug, Default, Serialize)]
@@ -54,7 +57,7 @@ pub struct AmqpBaseline {
 
 const SCHEMA: &str = "bench_baseline";
 
-/// Writes complaint + event + outbox row per transaction for `duration`.
+/// Writes complaint + event + outbox row + idempotency key per transaction for `duration`.
 pub async fn sql(
     database_url: &str,
     tenant_id: &str,
@@ -71,7 +74,12 @@ pub async fn sql(
         diesel::sql_query(format!("CREATE SCHEMA {SCHEMA}"))
             .execute(&mut conn)
             .await?;
-        for table in ["complaints", "complaint_events", "outbox"] {
+        for table in [
+            "complaints",
+            "complaint_events",
+            "outbox",
+            "idempotency_keys",
+        ] {
             diesel::sql_query(format!(
                 "CREATE TABLE {SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)"
             ))
@@ -157,6 +165,8 @@ async fn write_one(
         "occurred_at": now,
     });
     let event_data = serde_json::json!({"status": "submitted", "category": category});
+    let key = uuid::Uuid::new_v4().to_string();
+    let hash = hex::encode(sha2::Sha256::digest(body.to_string().as_bytes()));
     conn.transaction(async |conn| {
         diesel::sql_query(format!(
             "INSERT INTO {SCHEMA}.complaints (id, tenant_id, client_id, external_ref, status, category, provider, complainant_kind, details, last_sequence, created_at, updated_at) \
@@ -192,6 +202,20 @@ async fn write_one(
         .bind::<SqlUuid, _>(message_id)
         .bind::<Text, _>(tenant)
         .bind::<Jsonb, _>(&payload)
+        .execute(conn)
+        .await?;
+        // The partner's Idempotency-Key with the answer it got (the load sends a key with
+        // every complaint, as careful partners do).
+        diesel::sql_query(format!(
+            "INSERT INTO {SCHEMA}.idempotency_keys (client_id, idempotency_key, request_hash, response_status, response_body, resource_id, tenant_id) \
+             VALUES ($1, $2, $3, 202, $4, $5, $6)"
+        ))
+        .bind::<Text, _>(client)
+        .bind::<Text, _>(&key)
+        .bind::<Text, _>(&hash)
+        .bind::<Jsonb, _>(&body)
+        .bind::<Text, _>(&id)
+        .bind::<Text, _>(tenant)
         .execute(conn)
         .await?;
         Ok::<_, diesel::result::Error>(())

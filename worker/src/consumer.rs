@@ -22,18 +22,31 @@ use redress_shared::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::routing::{self, ProcessError};
+use crate::{
+    routing::{self, ProcessError},
+    webhooks::DispatchWaker,
+};
 
 pub async fn run_router(
     pool: PgPool,
     settings: Settings,
     metrics: Arc<Metrics>,
+    dispatcher: Option<DispatchWaker>,
     shutdown: CancellationToken,
 ) {
     let topology = Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries);
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        match consume(&pool, &settings, &topology, &metrics, &shutdown).await {
+        match consume(
+            &pool,
+            &settings,
+            &topology,
+            &metrics,
+            dispatcher.as_ref(),
+            &shutdown,
+        )
+        .await
+        {
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "router consumer lost the broker; reconnecting");
@@ -52,6 +65,7 @@ async fn consume(
     settings: &Settings,
     topology: &Topology,
     metrics: &Arc<Metrics>,
+    dispatcher: Option<&DispatchWaker>,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
     let conn =
@@ -85,7 +99,7 @@ async fn consume(
             let metrics = metrics.clone();
             match delivery {
                 Ok(delivery) => futures::future::Either::Left(async move {
-                    handle(&pool, delivery, &metrics, &shutdown).await;
+                    handle(&pool, delivery, &metrics, dispatcher, &shutdown).await;
                 }),
                 Err(e) => {
                     broker_error.get_or_insert(e);
@@ -120,6 +134,7 @@ async fn handle(
     pool: &PgPool,
     delivery: Delivery,
     metrics: &Metrics,
+    dispatcher: Option<&DispatchWaker>,
     shutdown: &CancellationToken,
 ) {
     let message: QueueMessage = match serde_json::from_slice(&delivery.data) {
@@ -145,6 +160,12 @@ async fn handle(
                         .observe(delay.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
                 }
                 metrics.observe_router(&label);
+                // A decision commits the event that announces it, and its webhooks with it.
+                if outcome != routing::Outcome::Duplicate {
+                    if let Some(d) = dispatcher {
+                        d.wake();
+                    }
+                }
                 if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
                     // The effects are committed and recorded; a redelivery will be a no-op.
                     tracing::warn!(%error, "ack failed after commit");

@@ -70,15 +70,18 @@ impl Worker {
                 .with_metrics(metrics.clone());
             tasks.spawn(scheduler.run(shutdown.clone()));
         }
+        let mut waker = None;
         if settings.webhooks.dispatcher_enabled {
             let dispatcher =
                 webhooks::Dispatcher::new(pool.clone(), &settings)?.with_metrics(metrics.clone());
+            waker = Some(dispatcher.waker());
             tasks.spawn(dispatcher.run(shutdown.clone()));
         }
         tasks.spawn(consumer::run_router(
             pool,
             settings,
             metrics,
+            waker,
             shutdown.clone(),
         ));
         Ok(Self {

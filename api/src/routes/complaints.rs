@@ -4,7 +4,8 @@ use actix_web::{get, http::header, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use redress_shared::{
     db::{
-        complaints::{self, InsertError, ListFilter},
+        complaints::{self, ListFilter},
+        intake::{self, Filed, Filing},
         tenant,
     },
     domain::{ComplaintInput, ComplaintView, EventView, Status},
@@ -16,7 +17,8 @@ use serde_json::{json, Value};
 use crate::{
     auth::Caller,
     error::{ApiError, ParamError},
-    idempotency::{self, Reservation},
+    idempotency,
+    routes::routing,
     state::AppState,
 };
 
@@ -53,139 +55,112 @@ pub async fn create(
         ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
 
     let mut conn = state.pool.get().await?;
-
-    // The key is taken, checked and completed inside the transaction that files the
-    // complaint: one commit per complaint, and a crash in between leaves nothing behind.
-    // The transaction is set to the caller's tenant as it begins (one round trip for both).
     let hash = key.as_ref().map(|_| idempotency::request_hash(&raw));
     let id = ComplaintId::generate();
     let now = Utc::now();
-    let outcome = tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
-        // The categories are those of the tenant's routing in force.
-        crate::routes::routing::check_category(conn, &caller.tenant_id, &input.category)
-            .await
-            .map_err(IntakeError::Refused)?;
-        if let (Some(key), Some(hash)) = (&key, &hash) {
-            match idempotency::reserve(conn, &caller.client_id, key, hash).await? {
-                Reservation::Fresh => {}
-                held => return Ok(Filed::Held(held)),
+    // The category is checked against the routing in force as this process last read it;
+    // filing confirms that version is still the latest, and when an edit made another one
+    // latest meanwhile, the routing is read again and the category checked anew. Two
+    // edits racing a filing twice in a row are unlikely; a third is reported as a conflict.
+    let mut routing = state.routing_in_force.remembered(&caller.tenant_id);
+    let mut filed = None;
+    for _ in 0..3 {
+        let r = match routing.take() {
+            Some(r) => Some(r),
+            None => {
+                state
+                    .routing_in_force
+                    .reload(&mut conn, &caller.tenant_id)
+                    .await?
             }
-        }
-        let row = complaints::insert_submitted(
-            conn,
-            &caller.tenant_id,
-            &caller.client_id,
-            &id,
-            &input,
+        };
+        routing::category_in(r.as_deref(), &input.category)?;
+        // A tenant without routing has no categories, so the check above refused already.
+        let Some(r) = r else {
+            return Err(ApiError::Internal(
+                "no routing after the category check".into(),
+            ));
+        };
+        let filing = Filing {
+            tenant: &caller.tenant_id,
+            client: &caller.client_id,
+            routing_version: r.version,
+            idempotency: key.as_deref().zip(hash.as_deref()),
+            id: &id,
+            input: &input,
             now,
-        )
-        .await?;
-        let view = row
-            .to_view()
-            .map_err(|e| InsertError::Db(diesel::result::Error::SerializationError(Box::new(e))))?;
-        let body = serde_json::to_value(&view)
-            .map_err(|e| InsertError::Db(diesel::result::Error::SerializationError(Box::new(e))))?;
-        if let (Some(key), Some(hash)) = (&key, &hash) {
-            let stored =
-                idempotency::complete(conn, &caller.client_id, key, hash, 202, &body, id.as_str())
-                    .await?;
-            if !stored {
-                return Err(IntakeError::KeyTakenMeanwhile);
+        };
+        match intake::file(&mut conn, &filing).await {
+            Ok(Filed::RoutingChanged) => continue,
+            Ok(outcome) => {
+                filed = Some(outcome);
+                break;
             }
+            // Never stored by another request while this one held the key's lock; if it
+            // were, the retry gets the stored answer.
+            Err(e) if intake::is_key_taken(&e) => {
+                filed = Some(Filed::InFlight);
+                break;
+            }
+            Err(e) => return Err(e.into()),
         }
-        Ok::<_, IntakeError>(Filed::Created(body))
-    })
-    .await;
-    let body =
-        match outcome {
-            Ok(Filed::Created(body)) => body,
-            Ok(Filed::Held(Reservation::Replay {
-                status,
-                body,
-                resource_id,
-            })) => {
-                let mut r = HttpResponse::build(
-                    actix_web::http::StatusCode::from_u16(status)
-                        .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
-                );
-                if let Some(id) = resource_id {
-                    r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
-                }
-                r.insert_header(("Idempotent-Replayed", "true"));
-                return Ok(r.json(body));
+    }
+    drop(conn);
+    let body = match filed {
+        Some(Filed::Created(body)) => body,
+        Some(Filed::Replay {
+            status,
+            body,
+            resource_id,
+        }) => {
+            let mut r = HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::ACCEPTED),
+            );
+            if let Some(id) = resource_id {
+                r.insert_header((header::LOCATION, format!("/v1/complaints/{id}")));
             }
-            Ok(Filed::Held(Reservation::Mismatch)) => return Err(ApiError::IdempotencyMismatch),
-            // `Fresh` never comes back held; answering "in flight" is the safe reading, and so
-            // it is for a key completed by another request meanwhile (the retry gets the replay).
-            Ok(Filed::Held(Reservation::InFlight | Reservation::Fresh))
-            | Err(IntakeError::KeyTakenMeanwhile) => return Err(ApiError::Conflict {
+            r.insert_header(("Idempotent-Replayed", "true"));
+            return Ok(r.json(body));
+        }
+        Some(Filed::Mismatch) => return Err(ApiError::IdempotencyMismatch),
+        Some(Filed::InFlight) => {
+            return Err(ApiError::Conflict {
                 kind: "idempotency-key-in-flight",
                 detail:
                     "A request with this Idempotency-Key is still being processed; retry shortly"
                         .into(),
                 extra: json!({}),
-            }),
-            Err(IntakeError::Refused(e)) => return Err(e),
-            Err(IntakeError::Insert(InsertError::DuplicateExternalRef)) => {
-                // The transaction is rolled back; the complaint holding the reference is not.
-                let existing = match input.external_ref.as_deref() {
-                    Some(r) => {
-                        tenant::transaction(&mut conn, &caller.tenant_id, async |conn| {
-                            complaints::id_by_external_ref(conn, &caller.client_id, r).await
-                        })
-                        .await?
+            })
+        }
+        Some(Filed::DuplicateExternalRef(existing)) => {
+            return Err(ApiError::Conflict {
+                kind: "duplicate-external-ref",
+                detail: match &existing {
+                    Some(existing) => {
+                        format!("external_ref is already used by complaint {existing}")
                     }
-                    None => None,
-                };
-                return Err(ApiError::Conflict {
-                    kind: "duplicate-external-ref",
-                    detail: match &existing {
-                        Some(existing) => {
-                            format!("external_ref is already used by complaint {existing}")
-                        }
-                        None => "external_ref is already used by another complaint".into(),
-                    },
-                    extra: json!({ "complaint_id": existing }),
-                });
-            }
-            Err(IntakeError::Insert(InsertError::Db(e))) => return Err(e.into()),
-        };
-    drop(conn);
+                    None => "external_ref is already used by another complaint".into(),
+                },
+                extra: json!({ "complaint_id": existing }),
+            })
+        }
+        // Three filings in a row each found the routing changed since it was read.
+        Some(Filed::RoutingChanged) | None => {
+            return Err(ApiError::Conflict {
+                kind: "routing-changed",
+                detail: "The tenant's routing changed while the complaint was being filed; retry"
+                    .into(),
+                extra: json!({}),
+            })
+        }
+    };
     // The outbox row is committed; wake the relay so routing starts now, not at its next poll.
     state.relay.wake();
     tracing::info!(tenant.id = %caller.tenant_id, client.id = %caller.client_id, complaint.id = %id, "complaint filed");
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/complaints/{id}")))
         .json(body))
-}
-
-/// Why the intake transaction rolled back.
-enum IntakeError {
-    /// The request itself is refused (a category the tenant's routing does not have).
-    Refused(ApiError),
-    Insert(InsertError),
-    /// Another request completed the same `Idempotency-Key` while this one held it (the
-    /// advisory lock rules this out; the check is a second line).
-    KeyTakenMeanwhile,
-}
-
-impl From<InsertError> for IntakeError {
-    fn from(e: InsertError) -> Self {
-        IntakeError::Insert(e)
-    }
-}
-
-impl From<diesel::result::Error> for IntakeError {
-    fn from(e: diesel::result::Error) -> Self {
-        IntakeError::Insert(InsertError::Db(e))
-    }
-}
-
-/// What the intake transaction did: filed the complaint, or stopped at the
-/// `Idempotency-Key`.
-enum Filed {
-    Created(Value),
-    Held(Reservation),
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {

@@ -17,11 +17,12 @@ use redress_shared::{
         model::RoutingData,
         parse,
         store::{self, StoreError, VersionRow},
-        Decision,
+        CompiledRouting, Decision,
     },
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use crate::{
     auth::Caller,
@@ -510,8 +511,12 @@ pub async fn check_category(
     let routing = store::compiled(conn, tenant, None)
         .await
         .map_err(store_error)?;
+    category_in(routing.as_deref(), category)
+}
+
+/// `category` is one of `routing`'s, or the 422 naming `/category` and the known ones.
+pub fn category_in(routing: Option<&CompiledRouting>, category: &str) -> Result<(), ApiError> {
     let known: Vec<&str> = routing
-        .as_ref()
         .map(|r| r.data.categories.iter().map(|c| c.code.as_str()).collect())
         .unwrap_or_default();
     if known.contains(&category) {
@@ -525,6 +530,44 @@ pub async fn check_category(
             format!("must be one of: {}", known.join(", "))
         },
     )]))
+}
+
+/// The routing in force of each tenant as this process last read it, so intake checks a
+/// category without a read of its own. Filing confirms in the same statement that the
+/// version is still the latest (`redress_file_complaint`); when an edit made another one
+/// latest, intake reads it here again and checks the category anew, so a stale entry costs
+/// a retry, never a wrong answer.
+#[derive(Default)]
+pub struct RoutingInForce {
+    latest: std::sync::Mutex<std::collections::HashMap<String, Arc<CompiledRouting>>>,
+}
+
+impl RoutingInForce {
+    /// The tenant's routing as last read, if this process has read it.
+    pub fn remembered(&self, tenant: &TenantId) -> Option<Arc<CompiledRouting>> {
+        self.latest
+            .lock()
+            .ok()
+            .and_then(|m| m.get(tenant.as_str()).cloned())
+    }
+
+    /// Reads the tenant's latest routing and remembers it. `None`: the tenant has none.
+    pub async fn reload(
+        &self,
+        conn: &mut AsyncPgConnection,
+        tenant: &TenantId,
+    ) -> Result<Option<Arc<CompiledRouting>>, ApiError> {
+        let routing = tenant::transaction(conn, tenant, async |conn| {
+            store::compiled(conn, tenant, None)
+                .await
+                .map_err(store_error)
+        })
+        .await?;
+        if let (Some(r), Ok(mut m)) = (&routing, self.latest.lock()) {
+            m.insert(tenant.to_string(), r.clone());
+        }
+        Ok(routing)
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

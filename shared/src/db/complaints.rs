@@ -10,11 +10,9 @@ use super::schema::{complaint_events, complaints};
 use crate::{
     domain::{
         complaint::{ComplaintInput, Tracking},
-        events::QueueMessage,
         ComplaintView, EventView, Rung, Status,
     },
     ids::{ClientId, ComplaintId, EventId, TenantId},
-    outbox,
     tenancy::Scope,
 };
 
@@ -102,93 +100,6 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InsertError {
-    /// The client already has a complaint with this `external_ref`. The transaction is
-    /// aborted by then; [`id_by_external_ref`] finds the existing complaint afterwards.
-    #[error("external_ref already used by another complaint of this client")]
-    DuplicateExternalRef,
-    #[error(transparent)]
-    Db(#[from] diesel::result::Error),
-}
-
-/// Files a complaint: the row, its first event and the outbox message that will wake the
-/// worker, in the caller's transaction, so either all three exist or none does.
-///
-/// The three inserts are pipelined (sent together, answered together): one round trip to
-/// Postgres instead of three, and round trips are most of what intake costs the API and
-/// the database (docs/PERFORMANCE.md). Postgres still runs them one after the other, in
-/// this order.
-pub async fn insert_submitted(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantId,
-    client: &ClientId,
-    id: &ComplaintId,
-    input: &ComplaintInput,
-    now: DateTime<Utc>,
-) -> Result<ComplaintRow, InsertError> {
-    let details = serde_json::to_value(input)
-        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let data = serde_json::json!({ "status": Status::Submitted, "category": input.category });
-    let actor = crate::domain::events::actor_client(client.as_str());
-    let message = QueueMessage {
-        message_id: uuid::Uuid::now_v7(),
-        message_type: crate::domain::events::SUBMITTED.to_owned(),
-        tenant_id: tenant.to_string(),
-        complaint_id: id.to_string(),
-        occurred_at: now,
-    };
-    let shared: &AsyncPgConnection = conn;
-    let complaint = async {
-        let mut c = shared;
-        diesel::insert_into(complaints::table)
-            .values((
-                complaints::id.eq(id.as_str()),
-                complaints::tenant_id.eq(tenant.as_str()),
-                complaints::client_id.eq(client.as_str()),
-                complaints::external_ref.eq(input.external_ref.as_deref()),
-                complaints::status.eq(Status::Submitted.as_str()),
-                complaints::category.eq(&input.category),
-                complaints::provider.eq(&input.respondent.provider),
-                complaints::complainant_kind.eq(&input.complainant.kind),
-                complaints::details.eq(details),
-                complaints::created_at.eq(now),
-                complaints::updated_at.eq(now),
-                // The first event is numbered 1 below; writing it here spares the update
-                // that `append_event` would make, and the read-back of the row.
-                complaints::last_sequence.eq(1),
-            ))
-            .on_conflict_do_nothing()
-            .returning(ComplaintRow::as_returning())
-            .get_result(&mut c)
-            .await
-            .optional()
-    };
-    let event = insert_event_row(
-        shared,
-        tenant,
-        id,
-        1,
-        crate::domain::events::SUBMITTED,
-        &actor,
-        data,
-        now,
-    );
-    let queued = outbox::enqueue(shared, &message);
-    let (complaint, event, queued) = futures::join!(complaint, event, queued);
-    // An `external_ref` the client already used makes the complaint insert do nothing; the
-    // event insert then fails its foreign key and aborts the transaction, so the caller
-    // looks the existing complaint up after the rollback.
-    let Some(row) = complaint? else {
-        return Err(InsertError::DuplicateExternalRef);
-    };
-    let event = event?;
-    queued?;
-    // Same transaction: an event and the webhooks announcing it commit together.
-    crate::webhooks::complaint_events::enqueue_for_complaint_event(conn, tenant, &event).await?;
-    Ok(row)
-}
-
 /// The client's complaint with this `external_ref`, if any.
 pub async fn id_by_external_ref(
     conn: &mut AsyncPgConnection,
@@ -260,7 +171,7 @@ pub async fn append_numbered_event(
 }
 
 /// Writes event number `sequence`. Callers own the numbering ([`append_event`] under the
-/// complaint's row lock, [`insert_submitted`] for event 1 of a complaint it creates) and
+/// complaint's row lock; `redress_file_complaint` writes event 1 of a complaint it files) and
 /// queue the event's webhooks right after. Takes a shared reference so it can be pipelined
 /// with other statements of the transaction.
 #[allow(clippy::too_many_arguments)]
@@ -310,7 +221,7 @@ pub async fn find(
 
 /// The same, locking the row for the rest of the caller's transaction.
 pub async fn find_for_update(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     id: &ComplaintId,
 ) -> QueryResult<Option<ComplaintRow>> {
@@ -319,9 +230,71 @@ pub async fn find_for_update(
         .filter(complaints::tenant_id.eq(tenant.as_str()))
         .select(ComplaintRow::as_select())
         .for_update()
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()
+}
+
+/// [`set_state`] and [`append_event`] in one: the complaint's new state and the event that
+/// announces it, numbered after the last, with its webhooks. One update of the row (it was
+/// two: the state, then the sequence) and three round trips in all (it was nine): the
+/// update returns what the webhooks need, the event goes with the read of the subscribed
+/// endpoints, the messages of every webhook type go together.
+///
+/// Only for a caller with nothing else to change between the state and the event: clock
+/// changes that rewrite the stored rungs (`resume_all`, `pause_all`) come after
+/// `set_state` and before the event, and such a caller uses the two functions.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_state_and_append(
+    conn: &AsyncPgConnection,
+    tenant: &TenantId,
+    id: &ComplaintId,
+    status: Status,
+    rungs: &[Rung],
+    missing_evidence: &[String],
+    event_type: &str,
+    actor: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> QueryResult<EventRow> {
+    use crate::webhooks::{complaint_events, store};
+    let rungs = serde_json::to_value(rungs)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let mut c = conn;
+    let (sequence, external_ref): (i32, Option<String>) = diesel::update(
+        complaints::table
+            .filter(complaints::id.eq(id.as_str()))
+            .filter(complaints::tenant_id.eq(tenant.as_str())),
+    )
+    .set((
+        complaints::status.eq(status.as_str()),
+        complaints::current_rungs.eq(&rungs),
+        complaints::missing_evidence.eq(missing_evidence),
+        complaints::updated_at.eq(now),
+        complaints::last_sequence.eq(complaints::last_sequence + 1),
+    ))
+    .returning((complaints::last_sequence, complaints::external_ref))
+    .get_result(&mut c)
+    .await?;
+    let types = complaint_events::webhook_types_for(event_type, &data);
+    let event = insert_event_row(conn, tenant, id, sequence, event_type, actor, data, now);
+    let subscribed = async {
+        if types.is_empty() {
+            Ok(Vec::new())
+        } else {
+            store::subscribers(conn, tenant, &types).await
+        }
+    };
+    let (event, subscribed) = futures::join!(event, subscribed);
+    let (event, subscribed) = (event?, subscribed?);
+    let facts = complaint_events::ComplaintFacts {
+        external_ref,
+        status: status.as_str().to_owned(),
+        current_rungs: rungs,
+        missing_evidence: missing_evidence.to_vec(),
+    };
+    complaint_events::enqueue_known(conn, tenant, &event, &subscribed, &facts).await?;
+    Ok(event)
 }
 
 /// Filters of `GET /v1/complaints`.

@@ -47,13 +47,13 @@ pub async fn insert_tenant(
 }
 
 pub async fn find_tenant(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: &TenantId,
 ) -> QueryResult<Option<TenantRow>> {
     tenants::table
         .find(id.as_str())
         .select(TenantRow::as_select())
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()
 }

@@ -430,7 +430,7 @@ fn next_fire(
     }
 }
 
-async fn tenant_time_zone(conn: &mut AsyncPgConnection, tenant: &TenantId) -> QueryResult<Tz> {
+async fn tenant_time_zone(conn: &AsyncPgConnection, tenant: &TenantId) -> QueryResult<Tz> {
     let zone = tenants::find_tenant(conn, tenant)
         .await?
         .map(|t| t.time_zone)
@@ -530,16 +530,24 @@ pub async fn start_for_rung(
     started_at: DateTime<Utc>,
 ) -> QueryResult<Vec<Value>> {
     let code = sla_policy.unwrap_or(channel);
-    let Some(policy) = policies::find(conn, tenant, code).await?.map(|v| v.policy) else {
+    // The tenant's zone is read with the policy (one round trip): most policies leave the
+    // zone to the tenant, and an unneeded read costs far less than a second trip.
+    let (policy, tenant_tz) = {
+        let shared: &AsyncPgConnection = conn;
+        futures::join!(
+            policies::find(shared, tenant, code),
+            tenant_time_zone(shared, tenant)
+        )
+    };
+    let Some(policy) = policy?.map(|v| v.policy) else {
         if sla_policy.is_some() {
             tracing::warn!(tenant.id = %tenant, complaint.id = %complaint, sla.policy = code, "routing names an SLA policy the tenant does not have; the rung runs without deadlines");
         }
         return Ok(Vec::new());
     };
-    cancel_live(conn, complaint, channel, track, started_at).await?;
     let tz = match policy.time_zone.as_deref().and_then(parse_tz) {
         Some(tz) => tz,
-        None => tenant_time_zone(conn, tenant).await?,
+        None => tenant_tz?,
     };
     let warning = match (policy.warn_at_fraction, policy.warn_before) {
         (Some(f), _) => Some(Warning::Fraction(f)),
@@ -548,6 +556,7 @@ pub async fn start_for_rung(
     };
     let mut cache = CalendarCache::default();
     let mut views = Vec::new();
+    let mut clocks = Vec::new();
     for (kind, target) in [(ACKNOWLEDGE, policy.acknowledge), (RESPOND, policy.respond)] {
         let Some(target) = target else { continue };
         let counted = initial_counted(target.target());
@@ -594,13 +603,18 @@ pub async fn start_for_rung(
         };
         let computed = cache.compute(conn, &clock, counted, started_at).await?;
         clock.schedule(computed);
-        let inserted = diesel::insert_into(sla_clocks::table)
-            .values(NewClock {
+        views.push(clock.view());
+        clocks.push(clock);
+    }
+    let rows = clocks
+        .iter()
+        .map(|clock| {
+            Ok(NewClock {
                 tenant_id: tenant.as_str(),
                 complaint_id: complaint.as_str(),
                 channel,
                 track,
-                clock: kind,
+                clock: &clock.row.clock,
                 state: &clock.row.state,
                 spec: json_of(&clock.spec)?,
                 progress: json_of(&clock.progress)?,
@@ -609,17 +623,30 @@ pub async fn start_for_rung(
                 next_fire_at: clock.row.next_fire_at,
                 updated_at: started_at,
             })
-            .returning(ClockRow::as_returning())
-            .get_result(conn)
-            .await?;
-        clock.row = inserted;
-        views.push(clock.view());
-    }
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    // Clocks already live on this rung are cancelled first (the live ones are unique per
+    // rung and clock); Postgres runs the two in this order, and they go in one round trip.
+    let shared: &AsyncPgConnection = conn;
+    let cancelled = cancel_live(shared, complaint, channel, track, started_at);
+    let inserted = async {
+        let mut c = shared;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        diesel::insert_into(sla_clocks::table)
+            .values(&rows)
+            .execute(&mut c)
+            .await
+    };
+    let (cancelled, inserted) = futures::join!(cancelled, inserted);
+    cancelled?;
+    inserted?;
     Ok(views)
 }
 
 async fn cancel_live(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     complaint: &ComplaintId,
     channel: &str,
     track: &str,
@@ -638,7 +665,7 @@ async fn cancel_live(
         sla_clocks::claimed_until.eq(None::<DateTime<Utc>>),
         sla_clocks::updated_at.eq(at),
     ))
-    .execute(conn)
+    .execute(&mut conn)
     .await
 }
 

@@ -530,7 +530,7 @@ fn body_of(policy: &SlaPolicy) -> QueryResult<Value> {
 }
 
 pub async fn find(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     code: &str,
 ) -> QueryResult<Option<PolicyView>> {
@@ -538,7 +538,7 @@ pub async fn find(
         .filter(sla_policies::tenant_id.eq(tenant.as_str()))
         .filter(sla_policies::code.eq(code))
         .select(PolicyRow::as_select())
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?
         .map(PolicyRow::view)

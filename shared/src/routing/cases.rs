@@ -67,7 +67,7 @@ struct Locked {
 }
 
 async fn lock(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     tenant: &TenantId,
     id: &ComplaintId,
 ) -> Result<Locked, CaseError> {
@@ -131,7 +131,17 @@ pub async fn route(
     id: &ComplaintId,
     now: DateTime<Utc>,
 ) -> Result<RouteOutcome, CaseError> {
-    let locked = lock(conn, tenant, id).await?;
+    // The lock, the routing version in force and the tenant's date are independent reads:
+    // sent together, one round trip (Postgres runs them in this order).
+    let (locked, latest, today) = {
+        let shared: &AsyncPgConnection = conn;
+        futures::join!(
+            lock(shared, tenant, id),
+            store::latest_version_number(shared, tenant),
+            store::tenant_today(shared, tenant, now),
+        )
+    };
+    let locked = locked?;
     let from = locked.status;
     if from != Status::Submitted && from != Status::AwaitingEvidence {
         return Ok(RouteOutcome::NotApplicable { status: from });
@@ -140,7 +150,15 @@ pub async fn route(
         .row
         .input()
         .map_err(|e| CaseError::Corrupt(e.to_string()))?;
-    let Some(decision) = decide(conn, tenant, &input, None, now).await? else {
+    let routing = match latest? {
+        Some(version) => store::compiled(conn, tenant, Some(version)).await?,
+        None => None,
+    };
+    let decision = match routing {
+        Some(r) => Some(engine::decide(&r, &input, today?)),
+        None => None,
+    };
+    let Some(decision) = decision else {
         let reason = "this hub has no routing configured yet".to_owned();
         reject(conn, tenant, id, from, &reason, None, now).await?;
         return Ok(RouteOutcome::Rejected { reason });
@@ -216,21 +234,42 @@ pub async fn route(
                 .and_then(|m| m.start.as_ref())
                 .map(|s| s.channel.clone())
                 .unwrap_or_default();
-            db::set_state(conn, tenant, id, Status::Routed, &rungs, &[], now).await?;
             if from == Status::AwaitingEvidence {
+                // Resuming rewrites the stored rungs' deadlines, between the state and the
+                // event that announces it.
+                db::set_state(conn, tenant, id, Status::Routed, &rungs, &[], now).await?;
                 deadlines_hook::resume_all(conn, tenant, id, now).await?;
+                store::save_case(conn, tenant, id, decision.routing_version, &case, now).await?;
+                db::append_event(
+                    conn,
+                    tenant,
+                    id,
+                    events::ROUTED,
+                    events::ACTOR_ROUTER,
+                    routed_data(from, &decision),
+                    now,
+                )
+                .await?;
+            } else {
+                let shared: &AsyncPgConnection = conn;
+                let (saved, announced) = futures::join!(
+                    store::save_case(shared, tenant, id, decision.routing_version, &case, now),
+                    db::set_state_and_append(
+                        shared,
+                        tenant,
+                        id,
+                        Status::Routed,
+                        &rungs,
+                        &[],
+                        events::ROUTED,
+                        events::ACTOR_ROUTER,
+                        routed_data(from, &decision),
+                        now,
+                    ),
+                );
+                saved?;
+                announced?;
             }
-            store::save_case(conn, tenant, id, decision.routing_version, &case, now).await?;
-            db::append_event(
-                conn,
-                tenant,
-                id,
-                events::ROUTED,
-                events::ACTOR_ROUTER,
-                routed_data(from, &decision),
-                now,
-            )
-            .await?;
             Ok(RouteOutcome::Routed { channel })
         }
     }

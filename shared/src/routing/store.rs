@@ -67,13 +67,13 @@ pub async fn latest(
 }
 
 pub async fn latest_version_number(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
 ) -> QueryResult<Option<i32>> {
     routing_versions::table
         .filter(routing_versions::tenant_id.eq(tenant.as_str()))
         .select(diesel::dsl::max(routing_versions::version))
-        .first(conn)
+        .first(&mut conn)
         .await
 }
 
@@ -293,7 +293,7 @@ pub async fn load_case(
 }
 
 pub async fn save_case(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     complaint: &ComplaintId,
     version: i32,
@@ -317,21 +317,21 @@ pub async fn save_case(
             complaint_routing::state.eq(&state),
             complaint_routing::updated_at.eq(now),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }
 
 /// The tenant's calendar date at `now`, in its time zone (Asia/Shanghai unless set).
 pub async fn tenant_today(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     now: DateTime<Utc>,
 ) -> QueryResult<NaiveDate> {
     let zone: Option<String> = tenants::table
         .find(tenant.as_str())
         .select(tenants::time_zone)
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?;
     let tz: chrono_tz::Tz = zone

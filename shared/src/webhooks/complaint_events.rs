@@ -1,5 +1,6 @@
 //! From a complaint's history to its webhooks. Every complaint event is written by
-//! [`crate::db::complaints`] (`append_event`, and `insert_submitted` for the first), which calls
+//! [`crate::db::complaints`] (`append_event`; the first, `complaint.submitted`, is written by
+//! [`crate::db::intake`] and has no webhook), which calls
 //! [`enqueue_for_complaint_event`] in the same transaction, so an event and its webhooks
 //! commit together or not at all.
 
@@ -32,12 +33,12 @@ pub fn webhook_types_for(event_type: &str, data: &Value) -> Vec<&'static str> {
     types
 }
 
-/// The complaint's side of the webhook `data`, read in the caller's transaction.
-struct ComplaintFacts {
-    external_ref: Option<String>,
-    status: String,
-    current_rungs: Value,
-    missing_evidence: Vec<String>,
+/// The complaint's side of the webhook `data`, as the caller's transaction sees it.
+pub struct ComplaintFacts {
+    pub external_ref: Option<String>,
+    pub status: String,
+    pub current_rungs: Value,
+    pub missing_evidence: Vec<String>,
 }
 
 /// The webhook `data` of CONTRACT §5. Built from named fields only, never by copying the
@@ -129,16 +130,37 @@ pub async fn enqueue_for_complaint_event(
         current_rungs,
         missing_evidence,
     };
-    let data = data_of(event, &facts);
-    let at: DateTime<Utc> = event.at;
-    for t in types {
-        if subscribed
-            .iter()
-            .any(|(_, subs)| subs.iter().any(|s| s == t))
-        {
-            store::enqueue_for_event(conn, tenant, t, data.clone(), at).await?;
-        }
+    enqueue_known(conn, tenant, event, &subscribed, &facts).await
+}
+
+/// The same for a caller that already holds the complaint's facts as this transaction
+/// wrote them and the tenant's `subscribed` endpoints (from [`store::subscribers`] for
+/// the event's [`webhook_types_for`]): no read at all, and the messages of every type in
+/// one round trip.
+pub async fn enqueue_known(
+    conn: &AsyncPgConnection,
+    tenant: &TenantId,
+    event: &EventRow,
+    subscribed: &[(String, Vec<String>)],
+    facts: &ComplaintFacts,
+) -> QueryResult<()> {
+    if subscribed.is_empty() {
+        return Ok(());
     }
+    let data = data_of(event, facts);
+    let at: DateTime<Utc> = event.at;
+    let inserts = webhook_types_for(&event.event_type, &event.data)
+        .into_iter()
+        .map(|t| {
+            let endpoints: Vec<String> = subscribed
+                .iter()
+                .filter(|(_, subs)| subs.iter().any(|s| s == t))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let data = data.clone();
+            async move { store::enqueue_for_endpoints(conn, tenant, &endpoints, t, data, at).await }
+        });
+    futures::future::try_join_all(inserts).await?;
     Ok(())
 }
 

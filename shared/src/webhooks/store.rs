@@ -333,7 +333,7 @@ fn body_of(event_type: &str, data: Value, at: DateTime<Utc>) -> QueryResult<Stri
 }
 
 async fn insert_messages(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     endpoint_ids: &[String],
     event_type: &str,
@@ -362,15 +362,33 @@ async fn insert_messages(
         .collect();
     diesel::insert_into(webhook_messages::table)
         .values(rows)
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
     Ok(ids)
+}
+
+/// Queues one `event_type` message with `data` for each of `endpoint_ids` (enabled endpoints
+/// of the tenant subscribed to it, as [`subscribers`] found them in this transaction). Takes
+/// a shared reference so several can be sent to Postgres together.
+pub async fn enqueue_for_endpoints(
+    conn: &AsyncPgConnection,
+    tenant: &TenantId,
+    endpoint_ids: &[String],
+    event_type: &str,
+    data: Value,
+    at: DateTime<Utc>,
+) -> QueryResult<Vec<WebhookMessageId>> {
+    if endpoint_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = body_of(event_type, data, at)?;
+    insert_messages(conn, tenant, endpoint_ids, event_type, &body, at).await
 }
 
 /// The tenant's enabled endpoints subscribed to any of `event_types`, with their
 /// subscriptions.
 pub async fn subscribers(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     event_types: &[&str],
 ) -> QueryResult<Vec<(String, Vec<String>)>> {
@@ -381,7 +399,7 @@ pub async fn subscribers(
         .filter(webhook_endpoints::event_types.overlaps_with(wanted))
         .select((webhook_endpoints::id, webhook_endpoints::event_types))
         .order(webhook_endpoints::id.asc())
-        .load(conn)
+        .load(&mut conn)
         .await
 }
 
@@ -400,11 +418,7 @@ pub async fn enqueue_for_event(
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    if endpoints.is_empty() {
-        return Ok(Vec::new());
-    }
-    let body = body_of(event_type, data, at)?;
-    insert_messages(conn, tenant, &endpoints, event_type, &body, at).await
+    enqueue_for_endpoints(conn, tenant, &endpoints, event_type, data, at).await
 }
 
 /// Queues a `webhook.test` message for one endpoint (the test-send action). It goes through
@@ -718,8 +732,78 @@ pub async fn record_attempt(
     let decision = decision.clone();
     let tenant_ref = tenant.clone();
     crate::db::tenant::transaction(conn, &tenant_ref, async move |conn| {
+        let attempt = claimed.attempts + 1;
+        let error = outcome.error.as_ref();
         // Locks the message against a concurrent manual redelivery, and finds out whether
-        // the tenant deleted the endpoint (and with it the message) during the send.
+        // the tenant deleted the endpoint (and with it the message) during the send. For a
+        // delivery (the common case) the message's update goes with the lock in one round
+        // trip and the attempt with the endpoint's in a second; the update finds nothing
+        // when the message is gone, and nothing more is written then.
+        if let Decision::Delivered = &decision {
+            let shared: &AsyncPgConnection = conn;
+            let (still_there, updated) = futures::join!(
+                async {
+                    let mut c = shared;
+                    webhook_messages::table
+                        .filter(webhook_messages::id.eq(&claimed.id))
+                        .select(webhook_messages::id)
+                        .for_update()
+                        .first::<String>(&mut c)
+                        .await
+                        .optional()
+                },
+                async {
+                    let mut c = shared;
+                    // Guarded by status: a message failed meanwhile (its endpoint disabled
+                    // by another attempt) stays failed; its attempt is still in the log.
+                    diesel::update(
+                        webhook_messages::table
+                            .filter(webhook_messages::id.eq(&claimed.id))
+                            .filter(webhook_messages::status.eq(STATUS_PENDING)),
+                    )
+                    .set((
+                        webhook_messages::status.eq(STATUS_DELIVERED),
+                        webhook_messages::attempts.eq(attempt),
+                        webhook_messages::next_attempt_at.eq(None::<DateTime<Utc>>),
+                        webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
+                        webhook_messages::last_error.eq(None::<String>),
+                        webhook_messages::delivered_at.eq(Some(now)),
+                    ))
+                    .execute(&mut c)
+                    .await
+                }
+            );
+            if still_there?.is_none() {
+                return Ok(Recorded::default());
+            }
+            updated?;
+            let (logged, cleared) = futures::join!(
+                async {
+                    let mut c = shared;
+                    diesel::insert_into(webhook_attempts::table)
+                        .values(attempt_row(&claimed, &tenant, attempt, &outcome, now))
+                        .execute(&mut c)
+                        .await
+                },
+                async {
+                    let mut c = shared;
+                    // Only when there is something to clear: an unconditional update
+                    // locked the endpoint's row until commit, so every delivery to one
+                    // endpoint waited for the previous one's commit (docs/PERFORMANCE.md).
+                    diesel::update(
+                        webhook_endpoints::table
+                            .filter(webhook_endpoints::id.eq(&claimed.endpoint_id))
+                            .filter(webhook_endpoints::failing_since.is_not_null()),
+                    )
+                    .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>))
+                    .execute(&mut c)
+                    .await
+                }
+            );
+            logged?;
+            cleared?;
+            return Ok(Recorded::default());
+        }
         let still_there: Option<String> = webhook_messages::table
             .filter(webhook_messages::id.eq(&claimed.id))
             .select(webhook_messages::id)
@@ -730,22 +814,8 @@ pub async fn record_attempt(
         if still_there.is_none() {
             return Ok(Recorded::default());
         }
-        let attempt = claimed.attempts + 1;
-        let error = outcome.error.as_ref();
         diesel::insert_into(webhook_attempts::table)
-            .values((
-                webhook_attempts::message_id.eq(&claimed.id),
-                webhook_attempts::tenant_id.eq(tenant.as_str()),
-                webhook_attempts::endpoint_id.eq(&claimed.endpoint_id),
-                webhook_attempts::attempt.eq(attempt),
-                webhook_attempts::attempted_at.eq(now - to_chrono(outcome.latency)),
-                webhook_attempts::status_code.eq(outcome.status.map(i32::from)),
-                webhook_attempts::latency_ms
-                    .eq(i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX)),
-                webhook_attempts::error_kind.eq(error.map(|e| e.0.as_str())),
-                webhook_attempts::error.eq(error.map(|e| e.1.as_str())),
-                webhook_attempts::response_excerpt.eq(outcome.response_excerpt.as_deref()),
-            ))
+            .values(attempt_row(&claimed, &tenant, attempt, &outcome, now))
             .execute(conn)
             .await?;
 
@@ -846,6 +916,44 @@ pub async fn record_attempt(
         }
     })
     .await
+}
+
+/// An attempt's row in the delivery log.
+#[derive(Insertable)]
+#[diesel(table_name = webhook_attempts)]
+struct NewAttempt<'a> {
+    message_id: &'a str,
+    tenant_id: &'a str,
+    endpoint_id: &'a str,
+    attempt: i32,
+    attempted_at: DateTime<Utc>,
+    status_code: Option<i32>,
+    latency_ms: i32,
+    error_kind: Option<&'a str>,
+    error: Option<&'a str>,
+    response_excerpt: Option<&'a str>,
+}
+
+fn attempt_row<'a>(
+    claimed: &'a ClaimedMessage,
+    tenant: &'a TenantId,
+    attempt: i32,
+    outcome: &'a DeliveryOutcome,
+    now: DateTime<Utc>,
+) -> NewAttempt<'a> {
+    let error = outcome.error.as_ref();
+    NewAttempt {
+        message_id: &claimed.id,
+        tenant_id: tenant.as_str(),
+        endpoint_id: &claimed.endpoint_id,
+        attempt,
+        attempted_at: now - to_chrono(outcome.latency),
+        status_code: outcome.status.map(i32::from),
+        latency_ms: i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX),
+        error_kind: error.map(|e| e.0.as_str()),
+        error: error.map(|e| e.1.as_str()),
+        response_excerpt: outcome.response_excerpt.as_deref(),
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -29,7 +29,7 @@ use redress_shared::{
     },
 };
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,21 @@ struct Inner {
     poll: Duration,
     lease: Duration,
     disable_after: Duration,
+    /// Rung by this process's router when it committed messages, so they go out now and
+    /// not at the next poll; messages queued by other processes wait for the poll.
+    wake: Arc<Notify>,
+}
+
+/// Wakes a dispatcher: new messages are committed.
+#[derive(Clone)]
+pub struct DispatchWaker(Arc<Notify>);
+
+impl DispatchWaker {
+    pub fn wake(&self) {
+        // One stored permit however many wake-ups arrive meanwhile: a busy router costs
+        // one claim per round of the dispatcher, not one per message.
+        self.0.notify_one();
+    }
 }
 
 impl Dispatcher {
@@ -80,8 +95,14 @@ impl Dispatcher {
                 poll: Duration::from_millis(settings.poll_interval_ms),
                 lease: Duration::from_millis(settings.timeout_ms) + LEASE_MARGIN,
                 disable_after: Duration::from_secs(settings.disable_after_hours * 3600),
+                wake: Arc::new(Notify::new()),
             }),
         }
+    }
+
+    /// What the router rings after committing webhook messages.
+    pub fn waker(&self) -> DispatchWaker {
+        DispatchWaker(self.inner.wake.clone())
     }
 
     /// Counts every attempt in the process's metrics.
@@ -126,6 +147,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(pause) => {}
+                _ = self.inner.wake.notified() => {}
                 Some(_) = tasks.join_next(), if wake_on_completion && !tasks.is_empty() => {}
             }
         }
