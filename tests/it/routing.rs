@@ -1655,3 +1655,49 @@ async fn routing_is_the_tenants_own_and_managed_with_the_admin_scope() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_category_added_or_removed_counts_for_the_next_complaint_although_the_api_remembers_the_old_routing(
+) {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.tenant_and_token().await;
+    // The API now remembers version 1, whose categories intake checks without a read.
+    file(&app, &token, &deposit(&[])).await;
+
+    let mut rental = deposit(&[]);
+    rental["category"] = json!("terminal_rental_dispute");
+    let r = app.file(&token, &rental).await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/category", "{problem}");
+
+    let (status, v) = put(
+        &app,
+        &token,
+        "/v1/routing/categories/terminal_rental_dispute",
+        &json!({"name": "终端租赁纠纷"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    // Filed against the version that added the category, not refused by the one remembered.
+    file(&app, &token, &rental).await;
+
+    let r = app
+        .http
+        .delete(app.url("/v1/routing/categories/terminal_rental_dispute"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // The API remembers the version with the category; filing finds a newer one in force,
+    // reads it and refuses.
+    let r = app.file(&token, &rental).await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/category", "{problem}");
+    let (_, list) = app
+        .get_json(&token, "/v1/complaints?category=terminal_rental_dispute")
+        .await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "{list}");
+}

@@ -66,8 +66,10 @@ pub async fn create(
     let mut filed = None;
     for _ in 0..3 {
         let r = match routing.take() {
-            Some(r) => Some(r),
-            None => {
+            // A category unknown to the routing as remembered may be one an edit just
+            // added: read the routing in force before refusing.
+            Some(r) if routing::category_in(Some(&r), &input.category).is_ok() => Some(r),
+            _ => {
                 state
                     .routing_in_force
                     .reload(&mut conn, &caller.tenant_id)

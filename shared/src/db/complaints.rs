@@ -235,66 +235,55 @@ pub async fn find_for_update(
         .optional()
 }
 
-/// [`set_state`] and [`append_event`] in one: the complaint's new state and the event that
-/// announces it, numbered after the last, with its webhooks. One update of the row (it was
-/// two: the state, then the sequence) and three round trips in all (it was nine): the
-/// update returns what the webhooks need, the event goes with the read of the subscribed
-/// endpoints, the messages of every webhook type go together.
-///
-/// Only for a caller with nothing else to change between the state and the event: clock
-/// changes that rewrite the stored rungs (`resume_all`, `pause_all`) come after
-/// `set_state` and before the event, and such a caller uses the two functions.
+/// [`set_state`] for a caller holding the row's lock that numbers the event announcing the
+/// change itself (`last_sequence` becomes `sequence`), so the event can be written in the
+/// same round trip ([`insert_event`]). Takes a shared reference for that.
 #[allow(clippy::too_many_arguments)]
-pub async fn set_state_and_append(
-    conn: &AsyncPgConnection,
+pub async fn set_state_numbered(
+    mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     id: &ComplaintId,
     status: Status,
-    rungs: &[Rung],
+    rungs: &Value,
     missing_evidence: &[String],
-    event_type: &str,
-    actor: &str,
-    data: Value,
+    sequence: i32,
     now: DateTime<Utc>,
-) -> QueryResult<EventRow> {
-    use crate::webhooks::{complaint_events, store};
-    let rungs = serde_json::to_value(rungs)
-        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let mut c = conn;
-    let (sequence, external_ref): (i32, Option<String>) = diesel::update(
+) -> QueryResult<()> {
+    diesel::update(
         complaints::table
             .filter(complaints::id.eq(id.as_str()))
             .filter(complaints::tenant_id.eq(tenant.as_str())),
     )
     .set((
         complaints::status.eq(status.as_str()),
-        complaints::current_rungs.eq(&rungs),
+        complaints::current_rungs.eq(rungs),
         complaints::missing_evidence.eq(missing_evidence),
         complaints::updated_at.eq(now),
-        complaints::last_sequence.eq(complaints::last_sequence + 1),
+        complaints::last_sequence.eq(sequence),
     ))
-    .returning((complaints::last_sequence, complaints::external_ref))
-    .get_result(&mut c)
-    .await?;
-    let types = complaint_events::webhook_types_for(event_type, &data);
-    let event = insert_event_row(conn, tenant, id, sequence, event_type, actor, data, now);
-    let subscribed = async {
-        if types.is_empty() {
-            Ok(Vec::new())
-        } else {
-            store::subscribers(conn, tenant, &types).await
-        }
-    };
-    let (event, subscribed) = futures::join!(event, subscribed);
-    let (event, subscribed) = (event?, subscribed?);
-    let facts = complaint_events::ComplaintFacts {
-        external_ref,
-        status: status.as_str().to_owned(),
-        current_rungs: rungs,
-        missing_evidence: missing_evidence.to_vec(),
-    };
-    complaint_events::enqueue_known(conn, tenant, &event, &subscribed, &facts).await?;
-    Ok(event)
+    .execute(&mut conn)
+    .await
+    .map(|_| ())
+}
+
+/// Writes an event built by the caller (numbered under the complaint row's lock; see
+/// [`set_state_numbered`]). Its webhooks are the caller's to queue, in the same
+/// transaction (`webhooks::complaint_events::enqueue_known`).
+pub async fn insert_event(mut conn: &AsyncPgConnection, event: &EventRow) -> QueryResult<()> {
+    diesel::insert_into(complaint_events::table)
+        .values((
+            complaint_events::id.eq(&event.id),
+            complaint_events::tenant_id.eq(&event.tenant_id),
+            complaint_events::complaint_id.eq(&event.complaint_id),
+            complaint_events::sequence.eq(event.sequence),
+            complaint_events::event_type.eq(&event.event_type),
+            complaint_events::actor.eq(&event.actor),
+            complaint_events::data.eq(&event.data),
+            complaint_events::at.eq(event.at),
+        ))
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
 }
 
 /// Filters of `GET /v1/complaints`.

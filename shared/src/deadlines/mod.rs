@@ -493,13 +493,13 @@ impl CalendarCache {
 
 #[derive(Insertable)]
 #[diesel(table_name = sla_clocks)]
-struct NewClock<'a> {
-    tenant_id: &'a str,
-    complaint_id: &'a str,
-    channel: &'a str,
-    track: &'a str,
-    clock: &'a str,
-    state: &'a str,
+struct NewClock {
+    tenant_id: String,
+    complaint_id: String,
+    channel: String,
+    track: String,
+    clock: String,
+    state: String,
     spec: Value,
     progress: Value,
     due_on: Option<NaiveDate>,
@@ -539,24 +539,132 @@ pub async fn start_for_rung(
             tenant_time_zone(shared, tenant)
         )
     };
-    let Some(policy) = policy?.map(|v| v.policy) else {
+    let ahead = ReadAhead {
+        policies: policy?.map(|v| v.policy).into_iter().collect(),
+        tenant_tz: tenant_tz?,
+    };
+    let mut calendars = Calendars::default();
+    let started = plan_rung(
+        conn,
+        &ahead,
+        &mut calendars,
+        tenant,
+        complaint,
+        channel,
+        track,
+        sla_policy,
+        started_at,
+    )
+    .await?;
+    started.write(conn, complaint).await?;
+    Ok(started.deadlines)
+}
+
+/// What starting rungs needs to read besides calendars, read once for all of a routing's
+/// rungs and together with its other reads: the tenant's SLA policies and time zone.
+pub struct ReadAhead {
+    policies: Vec<policies::SlaPolicy>,
+    tenant_tz: Tz,
+}
+
+impl ReadAhead {
+    /// Reads it; takes a shared reference so the caller can send it with other reads.
+    pub async fn read(conn: &AsyncPgConnection, tenant: &TenantId) -> QueryResult<Self> {
+        let (listed, tenant_tz) =
+            futures::join!(policies::list(conn, tenant), tenant_time_zone(conn, tenant));
+        Ok(Self {
+            policies: listed?.into_iter().map(|v| v.policy).collect(),
+            tenant_tz: tenant_tz?,
+        })
+    }
+}
+
+/// The calendars clocks are counted on, each loaded once for all the rungs of a routing.
+#[derive(Default)]
+pub struct Calendars(CalendarCache);
+
+/// A rung's clocks, worked out and not yet written: [`PlannedRung::write`] writes them in
+/// one round trip, which the caller may share with its other writes.
+pub struct PlannedRung {
+    /// The rung's deadline objects (for `Rung.deadlines`).
+    pub deadlines: Vec<Value>,
+    channel: String,
+    track: String,
+    /// No policy: nothing to cancel or start.
+    has_policy: bool,
+    started_at: DateTime<Utc>,
+    rows: Vec<NewClock>,
+}
+
+impl PlannedRung {
+    /// Cancels the clocks still live on the rung and inserts the new ones; the two go to
+    /// Postgres together and run in this order (live clocks are unique per rung and clock).
+    pub async fn write(
+        &self,
+        conn: &AsyncPgConnection,
+        complaint: &ComplaintId,
+    ) -> QueryResult<()> {
+        if !self.has_policy {
+            return Ok(());
+        }
+        let cancelled = cancel_live(conn, complaint, &self.channel, &self.track, self.started_at);
+        let inserted = async {
+            let mut c = conn;
+            if self.rows.is_empty() {
+                return Ok(0);
+            }
+            diesel::insert_into(sla_clocks::table)
+                .values(&self.rows)
+                .execute(&mut c)
+                .await
+        };
+        let (cancelled, inserted) = futures::join!(cancelled, inserted);
+        cancelled?;
+        inserted?;
+        Ok(())
+    }
+}
+
+/// Works out the clocks of a rung the case was just routed to (see [`start_for_rung`]),
+/// reading only the calendars `ahead` does not hold.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_rung(
+    conn: &mut AsyncPgConnection,
+    ahead: &ReadAhead,
+    calendars: &mut Calendars,
+    tenant: &TenantId,
+    complaint: &ComplaintId,
+    channel: &str,
+    track: &str,
+    sla_policy: Option<&str>,
+    started_at: DateTime<Utc>,
+) -> QueryResult<PlannedRung> {
+    let code = sla_policy.unwrap_or(channel);
+    let Some(policy) = ahead.policies.iter().find(|p| p.code == code).cloned() else {
         if sla_policy.is_some() {
             tracing::warn!(tenant.id = %tenant, complaint.id = %complaint, sla.policy = code, "routing names an SLA policy the tenant does not have; the rung runs without deadlines");
         }
-        return Ok(Vec::new());
+        return Ok(PlannedRung {
+            deadlines: Vec::new(),
+            channel: channel.to_owned(),
+            track: track.to_owned(),
+            has_policy: false,
+            started_at,
+            rows: Vec::new(),
+        });
     };
     let tz = match policy.time_zone.as_deref().and_then(parse_tz) {
         Some(tz) => tz,
-        None => tenant_tz?,
+        None => ahead.tenant_tz,
     };
     let warning = match (policy.warn_at_fraction, policy.warn_before) {
         (Some(f), _) => Some(Warning::Fraction(f)),
         (None, Some(before)) => Some(Warning::Before(before)),
         (None, None) => None,
     };
-    let mut cache = CalendarCache::default();
+    let cache = &mut calendars.0;
     let mut views = Vec::new();
-    let mut clocks = Vec::new();
+    let mut rows = Vec::new();
     for (kind, target) in [(ACKNOWLEDGE, policy.acknowledge), (RESPOND, policy.respond)] {
         let Some(target) = target else { continue };
         let counted = initial_counted(target.target());
@@ -604,45 +712,29 @@ pub async fn start_for_rung(
         let computed = cache.compute(conn, &clock, counted, started_at).await?;
         clock.schedule(computed);
         views.push(clock.view());
-        clocks.push(clock);
+        rows.push(NewClock {
+            tenant_id: tenant.to_string(),
+            complaint_id: complaint.to_string(),
+            channel: channel.to_owned(),
+            track: track.to_owned(),
+            clock: kind.to_owned(),
+            state: clock.row.state.clone(),
+            spec: json_of(&clock.spec)?,
+            progress: json_of(&clock.progress)?,
+            due_on: clock.row.due_on,
+            due_at: clock.row.due_at,
+            next_fire_at: clock.row.next_fire_at,
+            updated_at: started_at,
+        });
     }
-    let rows = clocks
-        .iter()
-        .map(|clock| {
-            Ok(NewClock {
-                tenant_id: tenant.as_str(),
-                complaint_id: complaint.as_str(),
-                channel,
-                track,
-                clock: &clock.row.clock,
-                state: &clock.row.state,
-                spec: json_of(&clock.spec)?,
-                progress: json_of(&clock.progress)?,
-                due_on: clock.row.due_on,
-                due_at: clock.row.due_at,
-                next_fire_at: clock.row.next_fire_at,
-                updated_at: started_at,
-            })
-        })
-        .collect::<QueryResult<Vec<_>>>()?;
-    // Clocks already live on this rung are cancelled first (the live ones are unique per
-    // rung and clock); Postgres runs the two in this order, and they go in one round trip.
-    let shared: &AsyncPgConnection = conn;
-    let cancelled = cancel_live(shared, complaint, channel, track, started_at);
-    let inserted = async {
-        let mut c = shared;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        diesel::insert_into(sla_clocks::table)
-            .values(&rows)
-            .execute(&mut c)
-            .await
-    };
-    let (cancelled, inserted) = futures::join!(cancelled, inserted);
-    cancelled?;
-    inserted?;
-    Ok(views)
+    Ok(PlannedRung {
+        deadlines: views,
+        channel: channel.to_owned(),
+        track: track.to_owned(),
+        has_policy: true,
+        started_at,
+        rows,
+    })
 }
 
 async fn cancel_live(

@@ -545,12 +545,12 @@ pub async fn find(
         .transpose()
 }
 
-pub async fn list(conn: &mut AsyncPgConnection, tenant: &TenantId) -> QueryResult<Vec<PolicyView>> {
+pub async fn list(mut conn: &AsyncPgConnection, tenant: &TenantId) -> QueryResult<Vec<PolicyView>> {
     sla_policies::table
         .filter(sla_policies::tenant_id.eq(tenant.as_str()))
         .order(sla_policies::code)
         .select(PolicyRow::as_select())
-        .load(conn)
+        .load(&mut conn)
         .await?
         .into_iter()
         .map(PolicyRow::view)

@@ -29,8 +29,8 @@ use crate::{
         masking::mask_pans,
         ComplaintInput, FieldError, Rung, Status,
     },
-    ids::{ComplaintId, TenantId},
-    outbox,
+    ids::{ComplaintId, EventId, TenantId},
+    outbox, webhooks,
 };
 
 pub const MAIN: &str = "main";
@@ -131,20 +131,85 @@ pub async fn route(
     id: &ComplaintId,
     now: DateTime<Utc>,
 ) -> Result<RouteOutcome, CaseError> {
-    // The lock, the routing version in force and the tenant's date are independent reads:
-    // sent together, one round trip (Postgres runs them in this order).
-    let (locked, latest, today) = {
+    route_inner(conn, tenant, id, now, None).await.map(|o| {
+        o.unwrap_or(RouteOutcome::NotApplicable {
+            status: Status::Routed,
+        })
+    })
+}
+
+/// [`route`] for a queue message: records `message_id` as applied by `consumer` in the same
+/// transaction (and the same round trip as the first reads). `None`: the message was
+/// applied before, and nothing else was done.
+pub async fn route_once(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    id: &ComplaintId,
+    now: DateTime<Utc>,
+    consumer: &str,
+    message_id: uuid::Uuid,
+) -> Result<Option<RouteOutcome>, CaseError> {
+    route_inner(conn, tenant, id, now, Some((consumer, message_id))).await
+}
+
+/// Records a queue message as applied; false when it was already.
+async fn first_application(
+    mut conn: &AsyncPgConnection,
+    consumer: &str,
+    message_id: uuid::Uuid,
+) -> QueryResult<bool> {
+    use crate::db::schema::processed_messages;
+    diesel::insert_into(processed_messages::table)
+        .values((
+            processed_messages::consumer.eq(consumer),
+            processed_messages::message_id.eq(message_id),
+        ))
+        .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await
+        .map(|n| n > 0)
+}
+
+/// Routing is mostly round trips to Postgres, so it makes few: every read it may need goes
+/// in one (the message's record, the lock, the version in force, the tenant's date, its SLA
+/// policies and zone, its webhook endpoints), the calendars its clocks count on in a
+/// second, and for a new case every write in a third (clocks, case state, the complaint,
+/// the event, the webhooks): five with BEGIN and COMMIT, where one statement after another
+/// took about twenty (docs/PERFORMANCE.md).
+async fn route_inner(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    id: &ComplaintId,
+    now: DateTime<Utc>,
+    dedupe: Option<(&str, uuid::Uuid)>,
+) -> Result<Option<RouteOutcome>, CaseError> {
+    let (first, locked, latest, today, ahead, subscribed) = {
         let shared: &AsyncPgConnection = conn;
         futures::join!(
+            async {
+                match dedupe {
+                    Some((consumer, message_id)) => {
+                        first_application(shared, consumer, message_id).await
+                    }
+                    None => Ok(true),
+                }
+            },
             lock(shared, tenant, id),
             store::latest_version_number(shared, tenant),
             store::tenant_today(shared, tenant, now),
+            deadlines_hook::read_ahead(shared, tenant),
+            // Every enabled endpoint: which types the event will produce is known only
+            // after the decision; the messages are filtered by type when queued.
+            webhooks::store::subscribers(shared, tenant, &webhooks::model::EVENT_TYPES),
         )
     };
+    if !first? {
+        return Ok(None);
+    }
     let locked = locked?;
     let from = locked.status;
     if from != Status::Submitted && from != Status::AwaitingEvidence {
-        return Ok(RouteOutcome::NotApplicable { status: from });
+        return Ok(Some(RouteOutcome::NotApplicable { status: from }));
     }
     let input = locked
         .row
@@ -161,13 +226,13 @@ pub async fn route(
     let Some(decision) = decision else {
         let reason = "this hub has no routing configured yet".to_owned();
         reject(conn, tenant, id, from, &reason, None, now).await?;
-        return Ok(RouteOutcome::Rejected { reason });
+        return Ok(Some(RouteOutcome::Rejected { reason }));
     };
     match decision.verdict {
         Verdict::Rejected => {
             let reason = decision.rejection_reason.clone().unwrap_or_default();
             reject(conn, tenant, id, from, &reason, Some(&decision), now).await?;
-            Ok(RouteOutcome::Rejected { reason })
+            Ok(Some(RouteOutcome::Rejected { reason }))
         }
         Verdict::AwaitingEvidence => {
             // Still waiting after new evidence is no move; from `submitted` it is one.
@@ -205,13 +270,16 @@ pub async fn route(
                 now,
             )
             .await?;
-            Ok(RouteOutcome::AwaitingEvidence {
+            Ok(Some(RouteOutcome::AwaitingEvidence {
                 missing: decision.missing_evidence,
-            })
+            }))
         }
         Verdict::Routed => {
             ensure_move(from, Status::Routed, "route")?;
+            let ahead = ahead?;
+            let mut calendars = deadlines_hook::Calendars::default();
             let mut rungs = Vec::new();
+            let mut planned = Vec::new();
             let mut case = CaseRouting {
                 rule: decision.rule.clone(),
                 tracks: Vec::new(),
@@ -219,7 +287,25 @@ pub async fn route(
             };
             for plan in decision.main.iter().chain(decision.parallel_tracks.iter()) {
                 if let Some(start) = &plan.start {
-                    rungs.push(start_rung(conn, tenant, id, &plan.track, start, now).await?);
+                    let clocks = deadlines_hook::plan_rung(
+                        conn,
+                        &ahead,
+                        &mut calendars,
+                        tenant,
+                        id,
+                        &start.channel,
+                        &plan.track,
+                        start.sla_policy.as_deref(),
+                        now,
+                    )
+                    .await?;
+                    rungs.push(Rung {
+                        channel: start.channel.clone(),
+                        since: now,
+                        track: plan.track.clone(),
+                        deadlines: clocks.deadlines.clone(),
+                    });
+                    planned.push(clocks);
                     case.visited.push(start.channel.clone());
                 }
                 case.tracks.push(TrackState {
@@ -236,7 +322,10 @@ pub async fn route(
                 .unwrap_or_default();
             if from == Status::AwaitingEvidence {
                 // Resuming rewrites the stored rungs' deadlines, between the state and the
-                // event that announces it.
+                // event that announces it: one write after another.
+                for clocks in &planned {
+                    clocks.write(conn, id).await?;
+                }
                 db::set_state(conn, tenant, id, Status::Routed, &rungs, &[], now).await?;
                 deadlines_hook::resume_all(conn, tenant, id, now).await?;
                 store::save_case(conn, tenant, id, decision.routing_version, &case, now).await?;
@@ -251,26 +340,57 @@ pub async fn route(
                 )
                 .await?;
             } else {
+                // Everything this transaction writes is known now: one round trip. The
+                // row is locked, so the event's number is the row's last plus one.
+                let current =
+                    serde_json::to_value(&rungs).map_err(|e| CaseError::Corrupt(e.to_string()))?;
+                let event = db::EventRow {
+                    id: EventId::generate().to_string(),
+                    tenant_id: tenant.to_string(),
+                    complaint_id: id.to_string(),
+                    sequence: locked.row.last_sequence + 1,
+                    event_type: events::ROUTED.to_owned(),
+                    actor: events::ACTOR_ROUTER.to_owned(),
+                    data: routed_data(from, &decision),
+                    at: now,
+                };
+                let facts = webhooks::complaint_events::ComplaintFacts {
+                    external_ref: locked.row.external_ref.clone(),
+                    status: Status::Routed.as_str().to_owned(),
+                    current_rungs: current.clone(),
+                    missing_evidence: Vec::new(),
+                };
+                let subscribed = subscribed?;
                 let shared: &AsyncPgConnection = conn;
-                let (saved, announced) = futures::join!(
+                let (clocks, saved, state, logged, announced) = futures::join!(
+                    futures::future::try_join_all(planned.iter().map(|c| c.write(shared, id))),
                     store::save_case(shared, tenant, id, decision.routing_version, &case, now),
-                    db::set_state_and_append(
+                    db::set_state_numbered(
                         shared,
                         tenant,
                         id,
                         Status::Routed,
-                        &rungs,
+                        &current,
                         &[],
-                        events::ROUTED,
-                        events::ACTOR_ROUTER,
-                        routed_data(from, &decision),
-                        now,
+                        event.sequence,
+                        now
+                    ),
+                    db::insert_event(shared, &event),
+                    webhooks::complaint_events::enqueue_known(
+                        shared,
+                        tenant,
+                        &event,
+                        &subscribed,
+                        &facts
                     ),
                 );
+                clocks?;
                 saved?;
+                state?;
+                logged?;
                 announced?;
             }
-            Ok(RouteOutcome::Routed { channel })
+            Ok(Some(RouteOutcome::Routed { channel }))
         }
     }
 }

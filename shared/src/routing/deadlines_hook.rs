@@ -35,6 +35,35 @@ pub async fn start_for_rung(
     .await
 }
 
+pub use crate::deadlines::{Calendars, PlannedRung, ReadAhead};
+
+/// The tenant's SLA policies and zone, for [`plan_rung`]; shared so routing can read them
+/// with its other reads.
+pub async fn read_ahead(conn: &AsyncPgConnection, tenant: &TenantId) -> QueryResult<ReadAhead> {
+    ReadAhead::read(conn, tenant).await
+}
+
+/// [`start_for_rung`] in two steps, for a caller that writes the clocks with its other
+/// writes: works out a rung's clocks and deadlines from `ahead` (reading only calendars);
+/// [`PlannedRung::write`] writes them.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_rung(
+    conn: &mut AsyncPgConnection,
+    ahead: &ReadAhead,
+    calendars: &mut Calendars,
+    tenant: &TenantId,
+    complaint: &ComplaintId,
+    channel: &str,
+    track: &str,
+    sla_policy: Option<&str>,
+    started_at: DateTime<Utc>,
+) -> QueryResult<PlannedRung> {
+    deadlines::plan_rung(
+        conn, ahead, calendars, tenant, complaint, channel, track, sla_policy, started_at,
+    )
+    .await
+}
+
 /// The case waits for evidence: its clocks stop counting.
 pub async fn pause_all(
     conn: &mut AsyncPgConnection,

@@ -10,10 +10,8 @@
 //! re-exported here for the worker's scheduler.
 
 use chrono::Utc;
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use redress_shared::{
-    db::{self, schema::processed_messages, PgPool},
+    db::{self, PgPool},
     domain::events::{self, QueueMessage},
     ids::{ComplaintId, TenantId},
     routing::cases::{self, RouteOutcome},
@@ -79,7 +77,9 @@ impl From<CaseError> for ProcessError {
 }
 
 /// Applies one message exactly once: the message id is recorded in the same transaction as
-/// the routing decision, so a redelivered copy finds it and changes nothing.
+/// the routing decision (`cases::route_once`), so a redelivered copy finds it and changes
+/// nothing. A message of a type the router does not handle is refused before anything is
+/// recorded, and the transaction rolls back.
 pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, ProcessError> {
     let tenant =
         TenantId::parse(&message.tenant_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
@@ -89,36 +89,33 @@ pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, P
     // The tenant comes from the message, and is set before anything is read: with row-level
     // security a message naming the wrong tenant finds no complaint at all.
     db::tenant::transaction(&mut conn, &tenant, async |conn| {
-        let first_time = diesel::insert_into(processed_messages::table)
-            .values((
-                processed_messages::consumer.eq(CONSUMER),
-                processed_messages::message_id.eq(message.message_id),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        if first_time == 0 {
-            return Ok(Outcome::Duplicate);
-        }
         match message.message_type.as_str() {
             // Both ask the same question of a case that waits to be routed; the routing
             // decides whether it still waits.
             events::SUBMITTED | events::EVIDENCE_ADDED => {
-                let outcome = cases::route(conn, &tenant, &complaint, Utc::now())
-                    .await
-                    .map_err(|e| match e {
-                        CaseError::NotFound => ProcessError::Permanent(format!(
-                            "complaint {complaint} not found in tenant {tenant}"
-                        )),
-                        other => other.into(),
-                    })?;
+                let outcome = cases::route_once(
+                    conn,
+                    &tenant,
+                    &complaint,
+                    Utc::now(),
+                    CONSUMER,
+                    message.message_id,
+                )
+                .await
+                .map_err(|e| match e {
+                    CaseError::NotFound => ProcessError::Permanent(format!(
+                        "complaint {complaint} not found in tenant {tenant}"
+                    )),
+                    other => other.into(),
+                })?;
                 Ok(match outcome {
-                    RouteOutcome::Routed { channel } => Outcome::Routed { channel },
-                    RouteOutcome::AwaitingEvidence { missing } => {
+                    None => Outcome::Duplicate,
+                    Some(RouteOutcome::Routed { channel }) => Outcome::Routed { channel },
+                    Some(RouteOutcome::AwaitingEvidence { missing }) => {
                         Outcome::AwaitingEvidence { missing }
                     }
-                    RouteOutcome::Rejected { .. } => Outcome::Rejected,
-                    RouteOutcome::NotApplicable { status } => Outcome::NotApplicable {
+                    Some(RouteOutcome::Rejected { .. }) => Outcome::Rejected,
+                    Some(RouteOutcome::NotApplicable { status }) => Outcome::NotApplicable {
                         status: status.to_string(),
                     },
                 })
