@@ -39,6 +39,20 @@ pub async fn set_tenant(conn: &mut AsyncPgConnection, tenant: &TenantId) -> Quer
         .map(|_| ())
 }
 
+/// Lets the caller's transaction commit without waiting for the disk. Only for bookkeeping
+/// whose loss in a crash of Postgres itself is repaired by doing the work again, which
+/// at-least-once delivery with deduplication allows: the outbox relay's record of what it
+/// published and the dispatcher's of what it delivered (a lost record means a message sent
+/// again with the same id). Takes a shared reference so it can go with the transaction's
+/// first statements; ends with the transaction.
+pub async fn relax_durability(mut conn: &AsyncPgConnection) -> QueryResult<()> {
+    use diesel_async::RunQueryDsl;
+    diesel::select(set_config("synchronous_commit", "off", true))
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+}
+
 /// Runs `f` in a transaction set to `tenant`: the usual way into tenant data.
 ///
 /// `BEGIN` and the tenant's `set_config` go to Postgres as one simple-query batch, so the

@@ -296,6 +296,9 @@ impl Relay {
         for (tenant, (sent, failed)) in by_tenant {
             let tenant = crate::ids::TenantId::from_trusted(tenant.to_owned());
             crate::db::tenant::transaction(&mut conn, &tenant, async |conn| {
+                // A lost record only means the messages are published again, and the
+                // router deduplicates on their id.
+                crate::db::tenant::relax_durability(conn).await?;
                 if !sent.is_empty() {
                     diesel::update(outbox::table.filter(outbox::id.eq_any(&sent)))
                         .set((
