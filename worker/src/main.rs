@@ -9,11 +9,10 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// One thread: the worker waits on Postgres, RabbitMQ and receivers nearly all the time, and
-// with a thread per core its tasks woke each other across threads; measured under load it
-// used about a sixth less CPU this way and routed faster (docs/PERFORMANCE.md). Several
-// worker processes are how a deployment uses more cores.
-#[tokio::main(flavor = "current_thread")]
+// The multi-threaded runtime, deliberately: on a single-threaded one the router never saw
+// RabbitMQ go away (lapin's connection is driven beside the consumer stream) and stopped
+// routing after a broker restart (the stop-rabbitmq drill, docs/PERFORMANCE.md).
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     redress_shared::telemetry::init(&settings.log);
