@@ -824,63 +824,35 @@ pub async fn record_attempt(
             .execute(conn)
             .await?;
 
-        // Guarded by status: a message failed meanwhile (its endpoint disabled by another
-        // attempt) stays failed; its attempt is still in the log.
-        let message = webhook_messages::table
-            .filter(webhook_messages::id.eq(&claimed.id))
-            .filter(webhook_messages::status.eq(STATUS_PENDING));
-        let last_error = error.map(|e| e.1.clone());
-        match &decision {
-            Decision::Delivered => {
-                diesel::update(message)
-                    .set((
-                        webhook_messages::status.eq(STATUS_DELIVERED),
-                        webhook_messages::attempts.eq(attempt),
-                        webhook_messages::next_attempt_at.eq(None::<DateTime<Utc>>),
-                        webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
-                        webhook_messages::last_error.eq(None::<String>),
-                        webhook_messages::delivered_at.eq(Some(now)),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
-            other => {
-                let (status, next_at) = match other {
-                    Decision::Retry { at, .. } => (STATUS_PENDING, Some(*at)),
-                    _ => (STATUS_FAILED, None),
-                };
-                diesel::update(message)
-                    .set((
-                        webhook_messages::status.eq(status),
-                        webhook_messages::attempts.eq(attempt),
-                        webhook_messages::next_attempt_at.eq(next_at),
-                        webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
-                        webhook_messages::last_error.eq(last_error),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
-        }
+        // A failed attempt (a delivery returned above). Guarded by status: a message failed
+        // meanwhile (its endpoint disabled by another attempt) stays failed; its attempt is
+        // still in the log.
+        let (status, next_at) = match &decision {
+            Decision::Retry { at, .. } => (STATUS_PENDING, Some(*at)),
+            _ => (STATUS_FAILED, None),
+        };
+        diesel::update(
+            webhook_messages::table
+                .filter(webhook_messages::id.eq(&claimed.id))
+                .filter(webhook_messages::status.eq(STATUS_PENDING)),
+        )
+        .set((
+            webhook_messages::status.eq(status),
+            webhook_messages::attempts.eq(attempt),
+            webhook_messages::next_attempt_at.eq(next_at),
+            webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
+            webhook_messages::last_error.eq(error.map(|e| e.1.clone())),
+        ))
+        .execute(conn)
+        .await?;
 
         let endpoint = EndpointRef {
             tenant: &tenant,
             id: &claimed.endpoint_id,
         };
         match &decision {
-            Decision::Delivered => {
-                // Only when there is something to clear: an unconditional update locked the
-                // endpoint's row until commit, so every delivery to one endpoint waited for
-                // the previous one's commit (measured under load: docs/PERFORMANCE.md).
-                diesel::update(
-                    webhook_endpoints::table
-                        .filter(webhook_endpoints::id.eq(&claimed.endpoint_id))
-                        .filter(webhook_endpoints::failing_since.is_not_null()),
-                )
-                .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>))
-                .execute(conn)
-                .await?;
-                Ok(Recorded::default())
-            }
+            // Recorded, with its endpoint's failing state cleared, above.
+            Decision::Delivered => Ok(Recorded::default()),
             Decision::Gone => {
                 let reason = "the endpoint answered 410 Gone".to_owned();
                 let disabled = disable(conn, endpoint, &reason, now).await?;
