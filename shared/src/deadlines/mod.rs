@@ -577,6 +577,11 @@ impl ReadAhead {
             tenant_tz: tenant_tz?,
         })
     }
+
+    /// The tenant's calendar date at `now`, in its zone.
+    pub fn tenant_today(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.tenant_tz).date_naive()
+    }
 }
 
 /// The calendars clocks are counted on, each loaded once for all the rungs of a routing.

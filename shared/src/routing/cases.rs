@@ -123,35 +123,6 @@ pub enum RouteOutcome {
     },
 }
 
-/// Routes a case that is `submitted` or `awaiting_evidence` with the tenant's latest
-/// routing: to its start rungs, back to waiting for evidence, or rejected.
-pub async fn route(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantId,
-    id: &ComplaintId,
-    now: DateTime<Utc>,
-) -> Result<RouteOutcome, CaseError> {
-    route_inner(conn, tenant, id, now, None).await.map(|o| {
-        o.unwrap_or(RouteOutcome::NotApplicable {
-            status: Status::Routed,
-        })
-    })
-}
-
-/// [`route`] for a queue message: records `message_id` as applied by `consumer` in the same
-/// transaction (and the same round trip as the first reads). `None`: the message was
-/// applied before, and nothing else was done.
-pub async fn route_once(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantId,
-    id: &ComplaintId,
-    now: DateTime<Utc>,
-    consumer: &str,
-    message_id: uuid::Uuid,
-) -> Result<Option<RouteOutcome>, CaseError> {
-    route_inner(conn, tenant, id, now, Some((consumer, message_id))).await
-}
-
 /// Records a queue message as applied; false when it was already.
 async fn first_application(
     mut conn: &AsyncPgConnection,
@@ -170,33 +141,32 @@ async fn first_application(
         .map(|n| n > 0)
 }
 
+/// Routes a case that is `submitted` or `awaiting_evidence` with the tenant's latest
+/// routing (to its start rungs, back to waiting for evidence, or rejected), for a queue
+/// message: records `message_id` as applied by `consumer` in the same transaction and the
+/// same round trip as the first reads. `None`: the message was applied before, and nothing
+/// else was done.
+///
 /// Routing is mostly round trips to Postgres, so it makes few: every read it may need goes
-/// in one (the message's record, the lock, the version in force, the tenant's date, its SLA
-/// policies and zone, its webhook endpoints), the calendars its clocks count on in a
-/// second, and for a new case every write in a third (clocks, case state, the complaint,
-/// the event, the webhooks): five with BEGIN and COMMIT, where one statement after another
+/// in one (the message's record, the lock, the version in force, its SLA policies and the
+/// tenant's zone, its webhook endpoints), the calendars its clocks count on in a second,
+/// and for a new case every write in a third (clocks, case state, the complaint, the
+/// event, the webhooks): five with BEGIN and COMMIT, where one statement after another
 /// took about twenty (docs/PERFORMANCE.md).
-async fn route_inner(
+pub async fn route_once(
     conn: &mut AsyncPgConnection,
     tenant: &TenantId,
     id: &ComplaintId,
     now: DateTime<Utc>,
-    dedupe: Option<(&str, uuid::Uuid)>,
+    consumer: &str,
+    message_id: uuid::Uuid,
 ) -> Result<Option<RouteOutcome>, CaseError> {
-    let (first, locked, latest, today, ahead, subscribed) = {
+    let (first, locked, latest, ahead, subscribed) = {
         let shared: &AsyncPgConnection = conn;
         futures::join!(
-            async {
-                match dedupe {
-                    Some((consumer, message_id)) => {
-                        first_application(shared, consumer, message_id).await
-                    }
-                    None => Ok(true),
-                }
-            },
+            first_application(shared, consumer, message_id),
             lock(shared, tenant, id),
             store::latest_version_number(shared, tenant),
-            store::tenant_today(shared, tenant, now),
             deadlines_hook::read_ahead(shared, tenant),
             // Every enabled endpoint: which types the event will produce is known only
             // after the decision; the messages are filtered by type when queued.
@@ -206,6 +176,7 @@ async fn route_inner(
     if !first? {
         return Ok(None);
     }
+    let ahead = ahead?;
     let locked = locked?;
     let from = locked.status;
     if from != Status::Submitted && from != Status::AwaitingEvidence {
@@ -220,7 +191,7 @@ async fn route_inner(
         None => None,
     };
     let decision = match routing {
-        Some(r) => Some(engine::decide(&r, &input, today?)),
+        Some(r) => Some(engine::decide(&r, &input, ahead.tenant_today(now))),
         None => None,
     };
     let Some(decision) = decision else {
@@ -276,7 +247,6 @@ async fn route_inner(
         }
         Verdict::Routed => {
             ensure_move(from, Status::Routed, "route")?;
-            let ahead = ahead?;
             let mut calendars = deadlines_hook::Calendars::default();
             let mut rungs = Vec::new();
             let mut planned = Vec::new();
