@@ -190,11 +190,8 @@ pub async fn route_once(
         Some(version) => store::compiled(conn, tenant, Some(version)).await?,
         None => None,
     };
-    let decision = match routing {
-        Some(r) => Some(engine::decide(&r, &input, ahead.tenant_today(now))),
-        None => None,
-    };
-    let Some(decision) = decision else {
+    let Some(decision) = routing.map(|r| engine::decide(&r, &input, ahead.tenant_today(now)))
+    else {
         let reason = "this hub has no routing configured yet".to_owned();
         reject(conn, tenant, id, from, &reason, None, now).await?;
         return Ok(Some(RouteOutcome::Rejected { reason }));
