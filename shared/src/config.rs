@@ -153,6 +153,10 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Unacknowledged messages the broker may push to one consumer.
     pub prefetch: u16,
+    /// Most messages routed in one transaction. The router takes what has already arrived
+    /// (never waits to fill a batch), so a quiet hub routes one message at a time and a
+    /// busy one pays a commit and a few round trips per batch instead of per message.
+    pub batch_size: usize,
     /// Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`).
     pub max_deliveries: i64,
 }
@@ -282,10 +286,12 @@ batch_size = 200
 lease_secs = 30
 
 [worker]
-# Eight complaints in flight per worker keeps both cores busy while a transaction waits on
-# Postgres, without holding more pooled connections than the pool has.
+# Eight transactions in flight per worker keep both cores busy while one waits on
+# Postgres, without holding more pooled connections than the pool has. Prefetch leaves a
+# batch ready for each when the hub is busy.
 concurrency = 8
-prefetch = 16
+prefetch = 64
+batch_size = 16
 max_deliveries = 5
 
 [http]
@@ -415,9 +421,11 @@ impl Settings {
                 "db_pool_size must be at least 1".into(),
             ));
         }
-        if self.worker.concurrency == 0 || self.worker.prefetch == 0 {
+        if self.worker.concurrency == 0 || self.worker.prefetch == 0 || self.worker.batch_size == 0
+        {
             return Err(ConfigError::Invalid(
-                "worker.concurrency and worker.prefetch must be at least 1".into(),
+                "worker.concurrency, worker.prefetch and worker.batch_size must be at least 1"
+                    .into(),
             ));
         }
         if self.worker.max_deliveries < 1 {

@@ -308,3 +308,102 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_bounded_attempts_an
     assert_eq!(c["status"], "submitted", "the last good status stands");
     app.stop().await;
 }
+
+/// The queue message the outbox holds for a complaint.
+async fn message_for(app: &TestApp, id: &str) -> QueueMessage {
+    let mut conn = app.db().await;
+    let payload: Value = diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!(
+        "SELECT payload FROM outbox WHERE payload->>'complaint_id' = '{id}'"
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    serde_json::from_value(payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_routes_each_of_its_complaints_once_or_changes_nothing() {
+    use redress_worker::routing::{process, process_batch, Outcome, ProcessError};
+
+    // No worker: the test applies the messages itself, in batches of its choosing.
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Options::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let mut messages = Vec::new();
+    for _ in 0..5 {
+        let r = app.file(&token, &example_complaint()).await;
+        assert_eq!(r.status(), 202);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        messages.push(message_for(&app, &id).await);
+    }
+    let pool = redress_shared::db::pool(app.settings.database_url.expose(), 2).unwrap();
+    let routed = |o: &Outcome| matches!(o, Outcome::Routed { .. });
+
+    // Two new cases in one transaction: both routed.
+    let outcomes = process_batch(&pool, &messages[0..2]).await.unwrap();
+    assert!(outcomes.iter().all(routed), "{outcomes:?}");
+
+    // A redelivered message beside a new one: the first changes nothing, the second routes.
+    let outcomes = process_batch(&pool, &[messages[1].clone(), messages[2].clone()])
+        .await
+        .unwrap();
+    assert_eq!(outcomes[0], Outcome::Duplicate);
+    assert!(routed(&outcomes[1]), "{outcomes:?}");
+
+    // A message about a complaint that does not exist fails its batch, and the other
+    // message in it is not recorded as applied: applied on its own, it routes its case.
+    let mut stray = messages[3].clone();
+    stray.message_id = uuid::Uuid::new_v4();
+    stray.complaint_id = "cmp_00000000000000000000000000".into();
+    let failed = process_batch(&pool, &[messages[3].clone(), stray]).await;
+    assert!(
+        matches!(failed, Err(ProcessError::Permanent(ref m)) if m.contains("not found")),
+        "{failed:?}"
+    );
+    let (_, c) = app
+        .get_json(
+            &token,
+            &format!("/v1/complaints/{}", messages[3].complaint_id),
+        )
+        .await;
+    assert_eq!(c["status"], "submitted", "the failed batch changed nothing");
+    assert!(routed(&process(&pool, &messages[3]).await.unwrap()));
+
+    // Two messages about one case never share a batch.
+    let mut again = messages[4].clone();
+    again.message_id = uuid::Uuid::new_v4();
+    assert!(process_batch(&pool, &[messages[4].clone(), again])
+        .await
+        .is_err());
+    assert!(routed(&process(&pool, &messages[4]).await.unwrap()));
+
+    for m in &messages {
+        let (_, events) = app
+            .get_json(&token, &format!("/v1/complaints/{}/events", m.complaint_id))
+            .await;
+        let types: Vec<&str> = events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["complaint.submitted", "complaint.routed"],
+            "{}",
+            m.complaint_id
+        );
+        let (_, c) = app
+            .get_json(&token, &format!("/v1/complaints/{}", m.complaint_id))
+            .await;
+        assert_eq!(c["status"], "routed");
+        assert!(!c["current"].as_array().unwrap().is_empty(), "{c}");
+    }
+    app.stop().await;
+}

@@ -89,22 +89,27 @@ async fn consume(
     tracing::info!(queue = %topology.routing_queue, prefetch = settings.worker.prefetch, concurrency = settings.worker.concurrency, "router consuming");
 
     let mut broker_error = None;
-    // Concurrency is bounded separately from prefetch: at most this many messages hold a
-    // database connection at once, which keeps the pool from being exhausted.
+    // Concurrency is bounded separately from prefetch: at most this many transactions hold
+    // a database connection at once, which keeps the pool from being exhausted. Each takes
+    // the messages that have already arrived, up to a batch, and never waits for more.
     consumer
         .take_until(shutdown.cancelled())
-        .for_each_concurrent(settings.worker.concurrency, |delivery| {
+        .ready_chunks(settings.worker.batch_size)
+        .for_each_concurrent(settings.worker.concurrency, |chunk| {
+            let mut deliveries = Vec::with_capacity(chunk.len());
+            for delivery in chunk {
+                match delivery {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err(e) => {
+                        broker_error.get_or_insert(e);
+                    }
+                }
+            }
             let pool = pool.clone();
             let shutdown = shutdown.clone();
             let metrics = metrics.clone();
-            match delivery {
-                Ok(delivery) => futures::future::Either::Left(async move {
-                    handle(&pool, delivery, &metrics, dispatcher, &shutdown).await;
-                }),
-                Err(e) => {
-                    broker_error.get_or_insert(e);
-                    futures::future::Either::Right(futures::future::ready(()))
-                }
+            async move {
+                handle_chunk(&pool, deliveries, &metrics, dispatcher, &shutdown).await;
             }
         })
         .await;
@@ -130,38 +135,152 @@ async fn consume(
     }
 }
 
-async fn handle(
+/// Applies the messages that arrived together: parses them, splits them into batches
+/// (one tenant each, a complaint at most once, a complaint's messages in arrival order) and
+/// applies each batch in one transaction.
+async fn handle_chunk(
     pool: &PgPool,
-    delivery: Delivery,
+    deliveries: Vec<Delivery>,
     metrics: &Metrics,
     dispatcher: Option<&DispatchWaker>,
     shutdown: &CancellationToken,
 ) {
-    let message: QueueMessage = match serde_json::from_slice(&delivery.data) {
-        Ok(m) => m,
-        Err(error) => {
-            tracing::error!(%error, routing_key = %delivery.routing_key, "unparseable message; dead-lettering it");
-            metrics.observe_router("unparseable");
-            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
-            return;
+    let mut parsed = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match serde_json::from_slice::<QueueMessage>(&delivery.data) {
+            Ok(message) => parsed.push((delivery, message)),
+            Err(error) => {
+                tracing::error!(%error, routing_key = %delivery.routing_key, "unparseable message; dead-lettering it");
+                metrics.observe_router("unparseable");
+                let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            }
         }
-    };
+    }
+    for batch in batches(parsed) {
+        if batch.len() == 1 {
+            for (delivery, message) in batch {
+                handle(pool, delivery, &message, metrics, dispatcher, shutdown).await;
+            }
+        } else {
+            handle_batch(pool, batch, metrics, dispatcher, shutdown).await;
+        }
+    }
+}
+
+/// Splits messages into batches [`routing::process_batch`] takes: one tenant each, each
+/// complaint at most once, and a later message about a complaint in a later batch than an
+/// earlier one, so a case sees its messages in the order they arrived. A message the router
+/// does not handle goes alone (and fails alone).
+fn batches<T>(messages: Vec<(T, QueueMessage)>) -> Vec<Vec<(T, QueueMessage)>> {
+    let mut batches: Vec<Vec<(T, QueueMessage)>> = Vec::new();
+    let mut last_batch_of = std::collections::HashMap::<String, usize>::new();
+    for (item, message) in messages {
+        if !routing::handles(&message.message_type) {
+            batches.push(vec![(item, message)]);
+            continue;
+        }
+        let after = last_batch_of
+            .get(&message.complaint_id)
+            .map_or(0, |&b| b + 1);
+        let fits = |batch: &Vec<(T, QueueMessage)>| {
+            batch.first().is_some_and(|(_, m)| {
+                m.tenant_id == message.tenant_id && routing::handles(&m.message_type)
+            })
+        };
+        let index = match (after..batches.len()).find(|&b| fits(&batches[b])) {
+            Some(b) => b,
+            None => {
+                batches.push(Vec::new());
+                batches.len() - 1
+            }
+        };
+        last_batch_of.insert(message.complaint_id.clone(), index);
+        batches[index].push((item, message));
+    }
+    batches
+}
+
+/// Applies a batch in one transaction; if that fails for a reason other than the database
+/// being away, applies its messages one by one, so only the message at fault is returned
+/// to the queue.
+async fn handle_batch(
+    pool: &PgPool,
+    batch: Vec<(Delivery, QueueMessage)>,
+    metrics: &Metrics,
+    dispatcher: Option<&DispatchWaker>,
+    shutdown: &CancellationToken,
+) {
+    let messages: Vec<QueueMessage> = batch.iter().map(|(_, m)| m.clone()).collect();
     let mut wait = Duration::from_millis(100);
     loop {
-        match routing::process(pool, &message).await {
-            Ok(outcome) => {
-                tracing::info!(message.id = %message.message_id, tenant.id = %message.tenant_id, complaint.id = %message.complaint_id, outcome = ?outcome, "message applied");
-                let label = outcome_label(&outcome);
-                if label == "routed" {
-                    metrics.cases_routed.inc();
-                    let delay = chrono::Utc::now() - message.occurred_at;
-                    metrics
-                        .route_delay
-                        .observe(delay.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+        match routing::process_batch(pool, &messages).await {
+            Ok(outcomes) => {
+                let mut changed = false;
+                for (message, outcome) in messages.iter().zip(&outcomes) {
+                    changed |= observe(message, outcome, metrics);
                 }
-                metrics.observe_router(&label);
+                if changed {
+                    if let Some(d) = dispatcher {
+                        d.wake();
+                    }
+                }
+                let acks = batch
+                    .iter()
+                    .map(|(delivery, _)| delivery.ack(BasicAckOptions::default()));
+                for result in futures::future::join_all(acks).await {
+                    if let Err(error) = result {
+                        // The effects are committed and recorded; a redelivery is a no-op.
+                        tracing::warn!(%error, "ack failed after commit");
+                    }
+                }
+                return;
+            }
+            Err(ProcessError::Transient(error)) if !shutdown.is_cancelled() => {
+                tracing::warn!(%error, messages = messages.len(), retry_in_ms = wait.as_millis() as u64, "database unavailable; holding the batch");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => {
+                tracing::warn!(%error, messages = messages.len(), "batch failed; applying its messages one by one");
+                for (delivery, message) in batch {
+                    handle(pool, delivery, &message, metrics, dispatcher, shutdown).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Logs and counts an applied message; true when it changed something (and so may have
+/// queued webhooks).
+fn observe(message: &QueueMessage, outcome: &routing::Outcome, metrics: &Metrics) -> bool {
+    tracing::info!(message.id = %message.message_id, tenant.id = %message.tenant_id, complaint.id = %message.complaint_id, outcome = ?outcome, "message applied");
+    let label = outcome_label(outcome);
+    if label == "routed" {
+        metrics.cases_routed.inc();
+        let delay = chrono::Utc::now() - message.occurred_at;
+        metrics
+            .route_delay
+            .observe(delay.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+    }
+    metrics.observe_router(&label);
+    *outcome != routing::Outcome::Duplicate
+}
+
+async fn handle(
+    pool: &PgPool,
+    delivery: Delivery,
+    message: &QueueMessage,
+    metrics: &Metrics,
+    dispatcher: Option<&DispatchWaker>,
+    shutdown: &CancellationToken,
+) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match routing::process(pool, message).await {
+            Ok(outcome) => {
                 // A decision commits the event that announces it, and its webhooks with it.
-                if outcome != routing::Outcome::Duplicate {
+                if observe(message, &outcome, metrics) {
                     if let Some(d) = dispatcher {
                         d.wake();
                     }
@@ -230,5 +349,43 @@ mod tests {
             "routed"
         );
         assert_eq!(outcome_label(&routing::Outcome::Duplicate), "duplicate");
+    }
+
+    fn message(n: u8, tenant: &str, complaint: &str, message_type: &str) -> (u8, QueueMessage) {
+        (
+            n,
+            QueueMessage {
+                message_id: uuid::Uuid::new_v4(),
+                message_type: message_type.into(),
+                tenant_id: tenant.into(),
+                complaint_id: complaint.into(),
+                occurred_at: chrono::Utc::now(),
+            },
+        )
+    }
+
+    #[test]
+    fn batches_hold_one_tenant_each_and_a_complaint_once_in_arrival_order() {
+        use redress_shared::domain::events::{EVIDENCE_ADDED, SUBMITTED};
+        let split = batches(vec![
+            message(1, "ten_a", "cmp_1", SUBMITTED),
+            message(2, "ten_b", "cmp_2", SUBMITTED),
+            message(3, "ten_a", "cmp_3", SUBMITTED),
+            message(4, "ten_a", "cmp_1", EVIDENCE_ADDED),
+            message(5, "ten_a", "cmp_4", "complaint.withdrawn"),
+            message(6, "ten_a", "cmp_5", SUBMITTED),
+            message(7, "ten_a", "cmp_1", EVIDENCE_ADDED),
+        ]);
+        let numbers: Vec<Vec<u8>> = split
+            .iter()
+            .map(|b| b.iter().map(|(n, _)| *n).collect())
+            .collect();
+        // cmp_1's second message waits for a batch after its first, its third for one
+        // after that; a type the router does not handle goes alone; cmp_5 joins the
+        // tenant's first batch, which cmp_1 does not hold twice.
+        assert_eq!(
+            numbers,
+            vec![vec![1, 3, 6], vec![2], vec![4], vec![5], vec![7]]
+        );
     }
 }

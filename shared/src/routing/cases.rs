@@ -141,18 +141,29 @@ async fn first_application(
         .map(|n| n > 0)
 }
 
+/// One queue message asking for a case to be routed: see [`route_many`].
+#[derive(Debug, Clone)]
+pub struct RouteRequest {
+    pub complaint: ComplaintId,
+    pub message_id: uuid::Uuid,
+}
+
+/// Why a batch could not be applied: which request failed (its index), and how. The
+/// caller rolls the transaction back; the other requests are not at fault and can be
+/// applied on their own.
+#[derive(Debug, thiserror::Error)]
+#[error("request {index}: {error}")]
+pub struct BatchError {
+    pub index: usize,
+    #[source]
+    pub error: CaseError,
+}
+
 /// Routes a case that is `submitted` or `awaiting_evidence` with the tenant's latest
 /// routing (to its start rungs, back to waiting for evidence, or rejected), for a queue
 /// message: records `message_id` as applied by `consumer` in the same transaction and the
 /// same round trip as the first reads. `None`: the message was applied before, and nothing
-/// else was done.
-///
-/// Routing is mostly round trips to Postgres, so it makes few: every read it may need goes
-/// in one (the message's record, the lock, the version in force, its SLA policies and the
-/// tenant's zone, its webhook endpoints), the calendars its clocks count on in a second,
-/// and for a new case every write in a third (clocks, case state, the complaint, the
-/// event, the webhooks): five with BEGIN and COMMIT, where one statement after another
-/// took about twenty (docs/PERFORMANCE.md).
+/// else was done. [`route_many`] with one request.
 pub async fn route_once(
     conn: &mut AsyncPgConnection,
     tenant: &TenantId,
@@ -161,11 +172,62 @@ pub async fn route_once(
     consumer: &str,
     message_id: uuid::Uuid,
 ) -> Result<Option<RouteOutcome>, CaseError> {
-    let (first, locked, latest, ahead, subscribed) = {
+    let request = RouteRequest {
+        complaint: id.clone(),
+        message_id,
+    };
+    let mut outcomes = route_many(conn, tenant, std::slice::from_ref(&request), now, consumer)
+        .await
+        .map_err(|e| e.error)?;
+    Ok(outcomes.pop().flatten())
+}
+
+/// Routes the cases of several queue messages of one tenant in the caller's transaction
+/// (see [`route_once`] for what routing one does); an outcome per request, in order. The
+/// complaints must be distinct: two messages about one case are applied one after the
+/// other, in separate calls.
+///
+/// Routing is mostly round trips to Postgres, so it makes few, and the same few for a
+/// batch as for one message: every read it may need goes in one (each message's record
+/// and lock, then once for the batch the version in force, its SLA policies and the
+/// tenant's zone, its webhook endpoints), the calendars the clocks count on in a second,
+/// and every write of the new cases in a third (clocks, case state, the complaint, the
+/// event, the webhooks). With BEGIN and COMMIT that is five round trips and one commit
+/// for the batch, where one statement after another took about twenty per message
+/// (docs/PERFORMANCE.md). Cases coming back from awaiting_evidence, held for evidence or
+/// rejected are written one statement after another, between the reads and the batch's
+/// writes: they are the rare paths, and resuming clocks rewrites the stored rungs.
+///
+/// Any failure fails the whole batch (the caller rolls back): the error names the request.
+pub async fn route_many(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    requests: &[RouteRequest],
+    now: DateTime<Utc>,
+    consumer: &str,
+) -> Result<Vec<Option<RouteOutcome>>, BatchError> {
+    let whole = |error: CaseError| BatchError { index: 0, error };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(index) = requests.iter().position(|r| !seen.insert(&r.complaint)) {
+        return Err(BatchError {
+            index,
+            error: CaseError::Corrupt(format!(
+                "complaint {} appears twice in one routing batch",
+                requests[index].complaint
+            )),
+        });
+    }
+    let (per_request, latest, ahead, subscribed) = {
         let shared: &AsyncPgConnection = conn;
         futures::join!(
-            first_application(shared, consumer, message_id),
-            lock(shared, tenant, id),
+            // Polled in order, so each message's record and lock go to Postgres in the
+            // order of the requests.
+            futures::future::join_all(requests.iter().map(|r| async move {
+                futures::join!(
+                    first_application(shared, consumer, r.message_id),
+                    lock(shared, tenant, &r.complaint),
+                )
+            })),
             store::latest_version_number(shared, tenant),
             deadlines_hook::read_ahead(shared, tenant),
             // Every enabled endpoint: which types the event will produce is known only
@@ -173,34 +235,89 @@ pub async fn route_once(
             webhooks::store::subscribers(shared, tenant, &webhooks::model::EVENT_TYPES),
         )
     };
-    if !first? {
-        return Ok(None);
+    let ahead = ahead.map_err(|e| whole(e.into()))?;
+    let subscribed = subscribed.map_err(|e| whole(e.into()))?;
+    let routing = match latest.map_err(|e| whole(e.into()))? {
+        Some(version) => store::compiled(conn, tenant, Some(version))
+            .await
+            .map_err(|e| whole(e.into()))?,
+        None => None,
+    };
+    let mut calendars = deadlines_hook::Calendars::default();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut writes = Vec::new();
+    for (index, (request, (first, locked))) in requests.iter().zip(per_request).enumerate() {
+        let at = |error: CaseError| BatchError { index, error };
+        if !first.map_err(|e| at(e.into()))? {
+            outcomes.push(None);
+            continue;
+        }
+        let locked = locked.map_err(at)?;
+        let outcome = decide_one(
+            conn,
+            tenant,
+            index,
+            &request.complaint,
+            locked,
+            routing.as_deref(),
+            &ahead,
+            &mut calendars,
+            now,
+            &mut writes,
+        )
+        .await
+        .map_err(at)?;
+        outcomes.push(Some(outcome));
     }
-    let ahead = ahead?;
-    let locked = locked?;
+    let shared: &AsyncPgConnection = conn;
+    let written = futures::future::join_all(
+        writes
+            .iter()
+            .map(|w: &NewRoute| w.write(shared, tenant, &subscribed, now)),
+    )
+    .await;
+    for (w, result) in writes.iter().zip(written) {
+        result.map_err(|error| BatchError {
+            index: w.index,
+            error,
+        })?;
+    }
+    Ok(outcomes)
+}
+
+/// Decides one locked case. A new case that is routed is only planned (its writes go to
+/// `writes`, for the batch's last round trip); every other outcome is written here.
+#[allow(clippy::too_many_arguments)]
+async fn decide_one(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    index: usize,
+    id: &ComplaintId,
+    locked: Locked,
+    routing: Option<&super::CompiledRouting>,
+    ahead: &deadlines_hook::ReadAhead,
+    calendars: &mut deadlines_hook::Calendars,
+    now: DateTime<Utc>,
+    writes: &mut Vec<NewRoute>,
+) -> Result<RouteOutcome, CaseError> {
     let from = locked.status;
     if from != Status::Submitted && from != Status::AwaitingEvidence {
-        return Ok(Some(RouteOutcome::NotApplicable { status: from }));
+        return Ok(RouteOutcome::NotApplicable { status: from });
     }
     let input = locked
         .row
         .input()
         .map_err(|e| CaseError::Corrupt(e.to_string()))?;
-    let routing = match latest? {
-        Some(version) => store::compiled(conn, tenant, Some(version)).await?,
-        None => None,
-    };
-    let Some(decision) = routing.map(|r| engine::decide(&r, &input, ahead.tenant_today(now)))
-    else {
+    let Some(decision) = routing.map(|r| engine::decide(r, &input, ahead.tenant_today(now))) else {
         let reason = "this hub has no routing configured yet".to_owned();
         reject(conn, tenant, id, from, &reason, None, now).await?;
-        return Ok(Some(RouteOutcome::Rejected { reason }));
+        return Ok(RouteOutcome::Rejected { reason });
     };
     match decision.verdict {
         Verdict::Rejected => {
             let reason = decision.rejection_reason.clone().unwrap_or_default();
             reject(conn, tenant, id, from, &reason, Some(&decision), now).await?;
-            Ok(Some(RouteOutcome::Rejected { reason }))
+            Ok(RouteOutcome::Rejected { reason })
         }
         Verdict::AwaitingEvidence => {
             // Still waiting after new evidence is no move; from `submitted` it is one.
@@ -238,13 +355,12 @@ pub async fn route_once(
                 now,
             )
             .await?;
-            Ok(Some(RouteOutcome::AwaitingEvidence {
+            Ok(RouteOutcome::AwaitingEvidence {
                 missing: decision.missing_evidence,
-            }))
+            })
         }
         Verdict::Routed => {
             ensure_move(from, Status::Routed, "route")?;
-            let mut calendars = deadlines_hook::Calendars::default();
             let mut rungs = Vec::new();
             let mut planned = Vec::new();
             let mut case = CaseRouting {
@@ -256,8 +372,8 @@ pub async fn route_once(
                 if let Some(start) = &plan.start {
                     let clocks = deadlines_hook::plan_rung(
                         conn,
-                        &ahead,
-                        &mut calendars,
+                        ahead,
+                        calendars,
                         tenant,
                         id,
                         &start.channel,
@@ -307,8 +423,8 @@ pub async fn route_once(
                 )
                 .await?;
             } else {
-                // Everything this transaction writes is known now: one round trip. The
-                // row is locked, so the event's number is the row's last plus one.
+                // Everything this case writes is known now. The row is locked, so the
+                // event's number is the row's last plus one.
                 let current =
                     serde_json::to_value(&rungs).map_err(|e| CaseError::Corrupt(e.to_string()))?;
                 let event = db::EventRow {
@@ -327,38 +443,73 @@ pub async fn route_once(
                     current_rungs: current.clone(),
                     missing_evidence: Vec::new(),
                 };
-                let subscribed = subscribed?;
-                let shared: &AsyncPgConnection = conn;
-                let (clocks, saved, state, logged, announced) = futures::join!(
-                    futures::future::try_join_all(planned.iter().map(|c| c.write(shared, id))),
-                    store::save_case(shared, tenant, id, decision.routing_version, &case, now),
-                    db::set_state_numbered(
-                        shared,
-                        tenant,
-                        id,
-                        Status::Routed,
-                        &current,
-                        &[],
-                        event.sequence,
-                        now
-                    ),
-                    db::insert_event(shared, &event),
-                    webhooks::complaint_events::enqueue_known(
-                        shared,
-                        tenant,
-                        &event,
-                        &subscribed,
-                        &facts
-                    ),
-                );
-                clocks?;
-                saved?;
-                state?;
-                logged?;
-                announced?;
+                writes.push(NewRoute {
+                    index,
+                    complaint: id.clone(),
+                    planned,
+                    version: decision.routing_version,
+                    case,
+                    current,
+                    event,
+                    facts,
+                });
             }
-            Ok(Some(RouteOutcome::Routed { channel }))
+            Ok(RouteOutcome::Routed { channel })
         }
+    }
+}
+
+/// The writes of a new case that routing sent to its start rungs, not yet made.
+struct NewRoute {
+    /// Its request's place in the batch.
+    index: usize,
+    complaint: ComplaintId,
+    planned: Vec<deadlines_hook::PlannedRung>,
+    version: i32,
+    case: CaseRouting,
+    current: Value,
+    event: db::EventRow,
+    facts: webhooks::complaint_events::ComplaintFacts,
+}
+
+impl NewRoute {
+    /// Sends every write at once: with the other cases' writes, one round trip.
+    async fn write(
+        &self,
+        conn: &AsyncPgConnection,
+        tenant: &TenantId,
+        subscribed: &[(String, Vec<String>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        let id = &self.complaint;
+        let (clocks, saved, state, logged, announced) = futures::join!(
+            futures::future::try_join_all(self.planned.iter().map(|c| c.write(conn, id))),
+            store::save_case(conn, tenant, id, self.version, &self.case, now),
+            db::set_state_numbered(
+                conn,
+                tenant,
+                id,
+                Status::Routed,
+                &self.current,
+                &[],
+                self.event.sequence,
+                now
+            ),
+            db::insert_event(conn, &self.event),
+            webhooks::complaint_events::enqueue_known(
+                conn,
+                tenant,
+                &self.event,
+                subscribed,
+                &self.facts
+            ),
+        );
+        clocks?;
+        saved?;
+        state?;
+        logged?;
+        announced?;
+        Ok(())
     }
 }
 

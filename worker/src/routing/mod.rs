@@ -14,7 +14,7 @@ use redress_shared::{
     db::{self, PgPool},
     domain::events::{self, QueueMessage},
     ids::{ComplaintId, TenantId},
-    routing::cases::{self, RouteOutcome},
+    routing::cases::{self, BatchError, RouteOutcome, RouteRequest},
 };
 
 pub use redress_shared::routing::cases::{escalate, CaseError, EscalationOutcome};
@@ -81,49 +81,77 @@ impl From<CaseError> for ProcessError {
 /// nothing. A message of a type the router does not handle is refused before anything is
 /// recorded, and the transaction rolls back.
 pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, ProcessError> {
+    let mut outcomes = process_batch(pool, std::slice::from_ref(message)).await?;
+    outcomes
+        .pop()
+        .ok_or_else(|| ProcessError::Permanent("routing gave no outcome".into()))
+}
+
+/// Whether the router handles messages of this type.
+pub fn handles(message_type: &str) -> bool {
+    // Both ask the same question of a case that waits to be routed; the routing decides
+    // whether it still waits.
+    matches!(message_type, events::SUBMITTED | events::EVIDENCE_ADDED)
+}
+
+/// Applies several messages of one tenant, each about a different complaint, in one
+/// transaction (`cases::route_many`): a commit and a few round trips for them all. All or
+/// nothing: on an error none is applied, and the caller can apply them one by one to learn
+/// which failed and why.
+pub async fn process_batch(
+    pool: &PgPool,
+    messages: &[QueueMessage],
+) -> Result<Vec<Outcome>, ProcessError> {
+    let Some(first) = messages.first() else {
+        return Ok(Vec::new());
+    };
     let tenant =
-        TenantId::parse(&message.tenant_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
-    let complaint = ComplaintId::parse(&message.complaint_id)
-        .map_err(|e| ProcessError::Permanent(e.to_string()))?;
-    let mut conn = pool.get().await.map_err(db::DbError::from)?;
-    // The tenant comes from the message, and is set before anything is read: with row-level
-    // security a message naming the wrong tenant finds no complaint at all.
-    db::tenant::transaction(&mut conn, &tenant, async |conn| {
-        match message.message_type.as_str() {
-            // Both ask the same question of a case that waits to be routed; the routing
-            // decides whether it still waits.
-            events::SUBMITTED | events::EVIDENCE_ADDED => {
-                let outcome = cases::route_once(
-                    conn,
-                    &tenant,
-                    &complaint,
-                    Utc::now(),
-                    CONSUMER,
-                    message.message_id,
-                )
-                .await
-                .map_err(|e| match e {
-                    CaseError::NotFound => ProcessError::Permanent(format!(
-                        "complaint {complaint} not found in tenant {tenant}"
-                    )),
-                    other => other.into(),
-                })?;
-                Ok(match outcome {
-                    None => Outcome::Duplicate,
-                    Some(RouteOutcome::Routed { channel }) => Outcome::Routed { channel },
-                    Some(RouteOutcome::AwaitingEvidence { missing }) => {
-                        Outcome::AwaitingEvidence { missing }
-                    }
-                    Some(RouteOutcome::Rejected { .. }) => Outcome::Rejected,
-                    Some(RouteOutcome::NotApplicable { status }) => Outcome::NotApplicable {
-                        status: status.to_string(),
-                    },
-                })
-            }
-            other => Err(ProcessError::Permanent(format!(
-                "the router does not handle `{other}` messages"
-            ))),
+        TenantId::parse(&first.tenant_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
+    let mut requests = Vec::with_capacity(messages.len());
+    for message in messages {
+        if message.tenant_id != first.tenant_id {
+            return Err(ProcessError::Permanent(
+                "a routing batch holds the messages of one tenant".into(),
+            ));
         }
+        if !handles(&message.message_type) {
+            return Err(ProcessError::Permanent(format!(
+                "the router does not handle `{}` messages",
+                message.message_type
+            )));
+        }
+        requests.push(RouteRequest {
+            complaint: ComplaintId::parse(&message.complaint_id)
+                .map_err(|e| ProcessError::Permanent(e.to_string()))?,
+            message_id: message.message_id,
+        });
+    }
+    let mut conn = pool.get().await.map_err(db::DbError::from)?;
+    // The tenant comes from the messages, and is set before anything is read: with
+    // row-level security a message naming the wrong tenant finds no complaint at all.
+    let outcomes = db::tenant::transaction(&mut conn, &tenant, async |conn| {
+        cases::route_many(conn, &tenant, &requests, Utc::now(), CONSUMER)
+            .await
+            .map_err(|BatchError { index, error }| match error {
+                CaseError::NotFound => ProcessError::Permanent(format!(
+                    "complaint {} not found in tenant {tenant}",
+                    requests[index].complaint
+                )),
+                other => other.into(),
+            })
     })
-    .await
+    .await?;
+    Ok(outcomes.into_iter().map(outcome_of).collect())
+}
+
+fn outcome_of(outcome: Option<RouteOutcome>) -> Outcome {
+    match outcome {
+        None => Outcome::Duplicate,
+        Some(RouteOutcome::Routed { channel }) => Outcome::Routed { channel },
+        Some(RouteOutcome::AwaitingEvidence { missing }) => Outcome::AwaitingEvidence { missing },
+        Some(RouteOutcome::Rejected { .. }) => Outcome::Rejected,
+        Some(RouteOutcome::NotApplicable { status }) => Outcome::NotApplicable {
+            status: status.to_string(),
+        },
+    }
 }
