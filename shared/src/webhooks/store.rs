@@ -715,6 +715,100 @@ struct FailingState {
     failing_since: Option<DateTime<Utc>>,
 }
 
+/// Records deliveries (attempts that ended in [`Decision::Delivered`]) of one tenant's
+/// messages in one short transaction, as [`record_attempt`] records one: the delivery log
+/// rows, each message's new state, and the endpoints' failure windows cleared. A dispatcher
+/// sending many messages writes them in a few round trips and one commit instead of as
+/// many of each per message. A message the tenant deleted during the send (its endpoint
+/// deleted) is skipped, as there.
+pub async fn record_delivered(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantId,
+    delivered: &[(ClaimedMessage, DeliveryOutcome)],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    if delivered.is_empty() {
+        return Ok(());
+    }
+    crate::db::tenant::transaction(conn, tenant, async move |conn| {
+        let ids: Vec<&str> = delivered.iter().map(|(m, _)| m.id.as_str()).collect();
+        let shared: &AsyncPgConnection = conn;
+        // The lock and the update go together, as in record_attempt: the update finds
+        // only the messages still there (and still pending).
+        let (relaxed, still_there, updated) = futures::join!(
+            crate::db::tenant::relax_durability(shared),
+            async {
+                let mut c = shared;
+                webhook_messages::table
+                    .filter(webhook_messages::id.eq_any(&ids))
+                    .select(webhook_messages::id)
+                    .for_update()
+                    .load::<String>(&mut c)
+                    .await
+            },
+            async {
+                let mut c = shared;
+                diesel::update(
+                    webhook_messages::table
+                        .filter(webhook_messages::id.eq_any(&ids))
+                        .filter(webhook_messages::status.eq(STATUS_PENDING)),
+                )
+                .set((
+                    webhook_messages::status.eq(STATUS_DELIVERED),
+                    // The message is leased to this dispatcher: nothing else counted an
+                    // attempt since the claim read `attempts`.
+                    webhook_messages::attempts.eq(webhook_messages::attempts + 1),
+                    webhook_messages::next_attempt_at.eq(None::<DateTime<Utc>>),
+                    webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
+                    webhook_messages::last_error.eq(None::<String>),
+                    webhook_messages::delivered_at.eq(Some(now)),
+                ))
+                .execute(&mut c)
+                .await
+            }
+        );
+        relaxed?;
+        updated?;
+        let still_there: std::collections::HashSet<String> = still_there?.into_iter().collect();
+        let rows: Vec<NewAttempt<'_>> = delivered
+            .iter()
+            .filter(|(m, _)| still_there.contains(&m.id))
+            .map(|(m, outcome)| attempt_row(m, tenant, m.attempts + 1, outcome, now))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint_id).collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        let (logged, cleared) = futures::join!(
+            async {
+                let mut c = shared;
+                diesel::insert_into(webhook_attempts::table)
+                    .values(&rows)
+                    .execute(&mut c)
+                    .await
+            },
+            async {
+                let mut c = shared;
+                // Only where there is something to clear (see record_attempt).
+                diesel::update(
+                    webhook_endpoints::table
+                        .filter(webhook_endpoints::id.eq_any(&endpoints))
+                        .filter(webhook_endpoints::failing_since.is_not_null()),
+                )
+                .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>))
+                .execute(&mut c)
+                .await
+            }
+        );
+        logged?;
+        cleared?;
+        Ok(())
+    })
+    .await
+}
+
 /// Writes one attempt and its consequences in one short transaction: the delivery log row,
 /// the message's new state, the endpoint's failure window and throttle, and, when the
 /// endpoint is disabled, the notice to the tenant.

@@ -14,7 +14,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -22,6 +22,7 @@ use chrono::Utc;
 use redress_shared::{
     config::{Settings, WebhookSettings},
     db::{DbError, PgPool},
+    ids::TenantId,
     webhooks::{
         schedule::{decide, jitter_unit, Decision, RetrySchedule},
         sender::{Delivery, DeliveryOutcome, ErrorKind, Verdict, WebhookSender},
@@ -29,7 +30,10 @@ use redress_shared::{
     },
 };
 use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    sync::{
+        mpsc::{UnboundedReceiver, UnboundedSender},
+        Notify, OwnedSemaphorePermit, Semaphore,
+    },
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
@@ -59,6 +63,54 @@ struct Inner {
     /// Rung by this process's router when it committed messages, so they go out now and
     /// not at the next poll; messages queued by other processes wait for the poll.
     wake: Arc<Notify>,
+    /// Where deliveries go to be recorded together; started at the first delivery.
+    recorder: OnceLock<UnboundedSender<Recording>>,
+}
+
+/// A delivery waiting to be recorded, and who to tell once it is.
+struct Recording {
+    message: ClaimedMessage,
+    outcome: DeliveryOutcome,
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// Most deliveries recorded in one go.
+const RECORD_BATCH: usize = 64;
+
+/// Records the deliveries that are waiting, a transaction per tenant, while more finish.
+/// One try each: a batch that fails is recorded message by message by its senders, with
+/// the retries of [`Dispatcher::record`].
+async fn record_loop(pool: PgPool, mut waiting: UnboundedReceiver<Recording>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while waiting.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let mut by_tenant: HashMap<String, Vec<Recording>> = HashMap::new();
+        for r in batch.drain(..) {
+            by_tenant
+                .entry(r.message.tenant_id.clone())
+                .or_default()
+                .push(r);
+        }
+        for (tenant, group) in by_tenant {
+            let (delivered, done): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|r| ((r.message, r.outcome), r.done))
+                .unzip();
+            let tenant = TenantId::from_trusted(tenant);
+            let written = async {
+                let mut conn = pool.get().await?;
+                store::record_delivered(&mut conn, &tenant, &delivered, Utc::now())
+                    .await
+                    .map_err(DbError::from)
+            }
+            .await;
+            if let Err(error) = &written {
+                tracing::warn!(%error, deliveries = delivered.len(), "deliveries not recorded together; recording them one by one");
+            }
+            for d in done {
+                let _ = d.send(written.is_ok());
+            }
+        }
+    }
 }
 
 /// Wakes a dispatcher: new messages are committed.
@@ -96,6 +148,7 @@ impl Dispatcher {
                 lease: Duration::from_millis(settings.timeout_ms) + LEASE_MARGIN,
                 disable_after: Duration::from_secs(settings.disable_after_hours * 3600),
                 wake: Arc::new(Notify::new()),
+                recorder: OnceLock::new(),
             }),
         }
     }
@@ -240,8 +293,8 @@ impl Dispatcher {
                 (Ok(endpoint_permit), Some(global_permit)) => {
                     let this = self.clone();
                     tasks.spawn(async move {
-                        this.attempt(message).await;
-                        drop((endpoint_permit, global_permit));
+                        this.attempt(message, (endpoint_permit, global_permit))
+                            .await;
                     });
                     started += 1;
                 }
@@ -255,8 +308,13 @@ impl Dispatcher {
         Ok(started)
     }
 
-    /// Sends one message once and records what happened.
-    async fn attempt(&self, message: ClaimedMessage) {
+    /// Sends one message once and records what happened. The permits are held while the
+    /// request is in flight; a delivery gives them back before it is recorded.
+    async fn attempt(
+        &self,
+        message: ClaimedMessage,
+        permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    ) {
         let outcome = match message.keys(Utc::now()) {
             Ok(keys) => {
                 self.inner
@@ -290,7 +348,38 @@ impl Dispatcher {
         let now = Utc::now();
         let decision = decide(&outcome, attempt, &self.inner.schedule, now, jitter_unit());
         log_attempt(&message, &outcome, &decision, attempt);
+        if let Decision::Delivered = decision {
+            // The endpoint's slots bound the requests in flight to the receiver; writing our
+            // own log of a delivery need not keep the next request waiting. The message
+            // stays leased until the record is written, so no one claims it meanwhile.
+            drop(permits);
+            if self.record_delivered(&message, &outcome).await {
+                return;
+            }
+            self.record(&message, &outcome, &decision).await;
+            return;
+        }
         self.record(&message, &outcome, &decision).await;
+        drop(permits);
+    }
+
+    /// Hands a delivery to the recorder, which writes the deliveries that finish together
+    /// in one transaction per tenant (`store::record_delivered`), and waits until it is
+    /// written. False when it could not be: the caller records it alone, with retries.
+    async fn record_delivered(&self, message: &ClaimedMessage, outcome: &DeliveryOutcome) -> bool {
+        let recorder = self.inner.recorder.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            // Ends when the dispatcher (the channel's only sender) is dropped.
+            tokio::spawn(record_loop(self.inner.pool.clone(), rx));
+            tx
+        });
+        let (done, written) = tokio::sync::oneshot::channel();
+        let sent = recorder.send(Recording {
+            message: message.clone(),
+            outcome: outcome.clone(),
+            done,
+        });
+        sent.is_ok() && written.await.unwrap_or(false)
     }
 
     /// Records an attempt, retrying while the database is briefly unavailable. If it stays
