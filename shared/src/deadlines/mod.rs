@@ -613,20 +613,29 @@ impl PlannedRung {
             return Ok(());
         }
         let cancelled = cancel_live(conn, complaint, &self.channel, &self.track, self.started_at);
-        let inserted = async {
-            let mut c = conn;
-            if self.rows.is_empty() {
-                return Ok(0);
-            }
-            diesel::insert_into(sla_clocks::table)
-                .values(&self.rows)
-                .execute(&mut c)
-                .await
-        };
-        let (cancelled, inserted) = futures::join!(cancelled, inserted);
+        let (cancelled, inserted) = futures::join!(cancelled, self.insert(conn));
         cancelled?;
         inserted?;
         Ok(())
+    }
+
+    /// [`PlannedRung::write`] for a case that has never had clocks (it was `submitted`
+    /// until now, and nothing moves a case back there): nothing live to cancel.
+    pub async fn write_first(&self, conn: &AsyncPgConnection) -> QueryResult<()> {
+        if !self.has_policy {
+            return Ok(());
+        }
+        self.insert(conn).await.map(|_| ())
+    }
+
+    async fn insert(&self, mut conn: &AsyncPgConnection) -> QueryResult<usize> {
+        if self.rows.is_empty() {
+            return Ok(0);
+        }
+        diesel::insert_into(sla_clocks::table)
+            .values(&self.rows)
+            .execute(&mut conn)
+            .await
     }
 }
 

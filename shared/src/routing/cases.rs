@@ -483,7 +483,8 @@ impl NewRoute {
     ) -> Result<(), CaseError> {
         let id = &self.complaint;
         let (clocks, saved, state, logged, announced) = futures::join!(
-            futures::future::try_join_all(self.planned.iter().map(|c| c.write(conn, id))),
+            // A new case: `submitted` until now, so no clocks to cancel.
+            futures::future::try_join_all(self.planned.iter().map(|c| c.write_first(conn))),
             store::save_case(conn, tenant, id, self.version, &self.case, now),
             db::set_state_numbered(
                 conn,
