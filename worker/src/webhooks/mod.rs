@@ -40,6 +40,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Most messages claimed in one statement, however many permits are free.
 const MAX_BATCH: usize = 100;
+/// Shortest time between two claims of one dispatcher: at most a few milliseconds more on
+/// a webhook's way, against a claim per message when messages arrive one by one.
+const MIN_CLAIM_GAP: Duration = Duration::from_millis(10);
 /// Added to the request timeout to form the lease: time to record the outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
 
@@ -169,13 +172,25 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut tasks = JoinSet::new();
         let mut backoff = self.inner.poll;
+        let mut last_claim: Option<tokio::time::Instant> = None;
         loop {
             while tasks.try_join_next().is_some() {}
+            // Wake-ups come with every routing commit and every finished delivery; a claim
+            // for each would mostly find one message, and a claim is planned on every call
+            // (docs/PERFORMANCE.md). So claims are at least MIN_CLAIM_GAP apart, and one
+            // claim takes what arrived meanwhile.
+            if let Some(at) = last_claim {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(at + MIN_CLAIM_GAP) => {}
+                }
+            }
             let permits = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 p = self.take_permits() => p,
             };
             let Some(permits) = permits else { break };
+            last_claim = Some(tokio::time::Instant::now());
             let (pause, wake_on_completion) = match self.claim_and_start(permits, &mut tasks).await
             {
                 Ok(0) => {
