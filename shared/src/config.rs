@@ -286,10 +286,11 @@ batch_size = 200
 lease_secs = 30
 
 [worker]
-# Eight transactions in flight per worker keep both cores busy while one waits on
-# Postgres, without holding more pooled connections than the pool has. Prefetch leaves a
-# batch ready for each when the hub is busy.
-concurrency = 8
+# Routing transactions in flight per worker. Each routes a batch, so four keep two cores
+# busy while one waits on Postgres; eight made the router's queries crowd intake's on the
+# same cores (intake p99 40–58 ms against 23 ms at 311/s, docs/PERFORMANCE.md). Prefetch
+# leaves a batch ready for each when the hub is busy.
+concurrency = 4
 prefetch = 64
 batch_size = 16
 max_deliveries = 5
@@ -318,8 +319,11 @@ jitter = 0.2
 # CONTRACT §5: a 2xx within 15 s is success.
 timeout_ms = 15000
 concurrency = 64
-# Enough to keep up with a healthy receiver, few enough not to flood a struggling one.
-per_endpoint_concurrency = 4
+# Enough to keep up with a healthy receiver, few enough not to flood a struggling one. A
+# dispatcher claims at most every 10 ms and only into free slots, so the slots also bound
+# one endpoint's rate: with 4, a receiver answering in a few milliseconds queued messages
+# at 150 a second (docs/PERFORMANCE.md).
+per_endpoint_concurrency = 8
 # Five days without a success: longer than one message's schedule, so an endpoint is
 # disabled only after messages from more than one day have failed.
 disable_after_hours = 120
