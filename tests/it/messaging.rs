@@ -179,14 +179,8 @@ async fn a_redelivered_message_changes_nothing() {
         .await;
 
     // The very message the outbox sent, sent again (as a broker redelivery would).
-    let mut conn = app.db().await;
-    let payload: Value = diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!(
-        "SELECT payload FROM outbox WHERE payload->>'complaint_id' = '{id}'"
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    let message: QueueMessage = serde_json::from_value(payload.clone()).unwrap();
+    let message = message_for(&app, &id).await;
+    let payload = serde_json::to_value(&message).unwrap();
     publish(
         &app,
         &message.message_type,

@@ -733,8 +733,12 @@ pub async fn record_delivered(
     crate::db::tenant::transaction(conn, tenant, async move |conn| {
         let ids: Vec<&str> = delivered.iter().map(|(m, _)| m.id.as_str()).collect();
         let shared: &AsyncPgConnection = conn;
-        // The lock and the update go together, as in record_attempt: the update finds
-        // only the messages still there (and still pending).
+        // The lock (against a concurrent manual redelivery) and the update go in one round
+        // trip: the update finds only the messages still there and still pending, and
+        // nothing more is written for one the tenant deleted during the send. A record
+        // lost in a crash of Postgres means the message is delivered again with the same
+        // webhook-id, which receivers deduplicate on (at least once, CONTRACT §5); so it
+        // does not wait for the disk, which was the webhook path's longest wait.
         let (relaxed, still_there, updated) = futures::join!(
             crate::db::tenant::relax_durability(shared),
             async {
@@ -791,7 +795,9 @@ pub async fn record_delivered(
             },
             async {
                 let mut c = shared;
-                // Only where there is something to clear (see record_attempt).
+                // Only where there is something to clear: an unconditional update locked
+                // the endpoint's row until commit, so every delivery to one endpoint
+                // waited for the previous one's commit (docs/PERFORMANCE.md).
                 diesel::update(
                     webhook_endpoints::table
                         .filter(webhook_endpoints::id.eq_any(&endpoints))
@@ -821,6 +827,12 @@ pub async fn record_attempt(
     now: DateTime<Utc>,
 ) -> QueryResult<Recorded> {
     let tenant = TenantId::from_trusted(claimed.tenant_id.clone());
+    if let Decision::Delivered = decision {
+        // A delivery (the common case) is recorded as the dispatcher records many.
+        let delivered = [(claimed.clone(), outcome.clone())];
+        record_delivered(conn, &tenant, &delivered, now).await?;
+        return Ok(Recorded::default());
+    }
     let claimed = claimed.clone();
     let outcome = outcome.clone();
     let decision = decision.clone();
@@ -829,80 +841,7 @@ pub async fn record_attempt(
         let attempt = claimed.attempts + 1;
         let error = outcome.error.as_ref();
         // Locks the message against a concurrent manual redelivery, and finds out whether
-        // the tenant deleted the endpoint (and with it the message) during the send. For a
-        // delivery (the common case) the message's update goes with the lock in one round
-        // trip and the attempt with the endpoint's in a second; the update finds nothing
-        // when the message is gone, and nothing more is written then.
-        // A record lost in a crash of Postgres means the message is delivered again with
-        // the same webhook-id, which receivers deduplicate on (at least once, CONTRACT §5);
-        // so it does not wait for the disk, which was the webhook path's longest wait.
-        if let Decision::Delivered = &decision {
-            let shared: &AsyncPgConnection = conn;
-            let (relaxed, still_there, updated) = futures::join!(
-                crate::db::tenant::relax_durability(shared),
-                async {
-                    let mut c = shared;
-                    webhook_messages::table
-                        .filter(webhook_messages::id.eq(&claimed.id))
-                        .select(webhook_messages::id)
-                        .for_update()
-                        .first::<String>(&mut c)
-                        .await
-                        .optional()
-                },
-                async {
-                    let mut c = shared;
-                    // Guarded by status: a message failed meanwhile (its endpoint disabled
-                    // by another attempt) stays failed; its attempt is still in the log.
-                    diesel::update(
-                        webhook_messages::table
-                            .filter(webhook_messages::id.eq(&claimed.id))
-                            .filter(webhook_messages::status.eq(STATUS_PENDING)),
-                    )
-                    .set((
-                        webhook_messages::status.eq(STATUS_DELIVERED),
-                        webhook_messages::attempts.eq(attempt),
-                        webhook_messages::next_attempt_at.eq(None::<DateTime<Utc>>),
-                        webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
-                        webhook_messages::last_error.eq(None::<String>),
-                        webhook_messages::delivered_at.eq(Some(now)),
-                    ))
-                    .execute(&mut c)
-                    .await
-                }
-            );
-            relaxed?;
-            if still_there?.is_none() {
-                return Ok(Recorded::default());
-            }
-            updated?;
-            let (logged, cleared) = futures::join!(
-                async {
-                    let mut c = shared;
-                    diesel::insert_into(webhook_attempts::table)
-                        .values(attempt_row(&claimed, &tenant, attempt, &outcome, now))
-                        .execute(&mut c)
-                        .await
-                },
-                async {
-                    let mut c = shared;
-                    // Only when there is something to clear: an unconditional update
-                    // locked the endpoint's row until commit, so every delivery to one
-                    // endpoint waited for the previous one's commit (docs/PERFORMANCE.md).
-                    diesel::update(
-                        webhook_endpoints::table
-                            .filter(webhook_endpoints::id.eq(&claimed.endpoint_id))
-                            .filter(webhook_endpoints::failing_since.is_not_null()),
-                    )
-                    .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>))
-                    .execute(&mut c)
-                    .await
-                }
-            );
-            logged?;
-            cleared?;
-            return Ok(Recorded::default());
-        }
+        // the tenant deleted the endpoint (and with it the message) during the send.
         let still_there: Option<String> = webhook_messages::table
             .filter(webhook_messages::id.eq(&claimed.id))
             .select(webhook_messages::id)
