@@ -1410,3 +1410,73 @@ async fn a_claimed_message_is_leased_and_an_attempt_finishing_after_its_endpoint
     drop(conn);
     case.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_recorded_together_skip_a_message_whose_endpoint_was_deleted_during_the_send() {
+    let case = DbCase::new().await;
+    let gone = case
+        .endpoint(
+            "http://127.0.0.1:9/gone",
+            &[model::COMPLAINT_EVIDENCE_REQUESTED],
+        )
+        .await;
+    let kept = case
+        .endpoint(
+            "http://127.0.0.1:9/kept",
+            &[model::COMPLAINT_EVIDENCE_REQUESTED],
+        )
+        .await;
+    assert_eq!(
+        case.enqueue(model::COMPLAINT_EVIDENCE_REQUESTED, json!({}))
+            .await,
+        2
+    );
+    let mut conn = case.conn().await;
+    let claimed = store::claim_due(&mut conn, Utc::now(), 10, Duration::from_secs(60), &[], 4)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(store::delete_endpoint(&mut conn, &case.tenant, &gone)
+        .await
+        .unwrap());
+    let outcome = DeliveryOutcome {
+        status: Some(204),
+        latency: Duration::from_millis(3),
+        retry_after: None,
+        response_excerpt: None,
+        error: None,
+        timestamp: Utc::now().timestamp(),
+    };
+    let delivered: Vec<_> = claimed
+        .iter()
+        .map(|m| (m.clone(), outcome.clone()))
+        .collect();
+    store::record_delivered(&mut conn, &case.tenant, &delivered, Utc::now())
+        .await
+        .unwrap();
+    drop(conn);
+
+    let kept_messages = case.messages(&kept).await;
+    assert_eq!(kept_messages.len(), 1);
+    let m = &kept_messages[0];
+    assert_eq!(m.status, "delivered");
+    assert_eq!(m.attempts, 1);
+    assert!(m.delivered_at.is_some());
+    assert!(m.claimed_until.is_none() && m.next_attempt_at.is_none());
+    let mut conn = case.conn().await;
+    let logged: Vec<(String, Option<i32>)> =
+        diesel::dsl::sql::<(
+            diesel::sql_types::Text,
+            diesel::sql_types::Nullable<diesel::sql_types::Integer>,
+        )>("SELECT endpoint_id, status_code FROM webhook_attempts")
+        .load(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        logged,
+        vec![(kept.to_string(), Some(204))],
+        "one log row, for the message still there"
+    );
+    drop(conn);
+    case.finish().await;
+}

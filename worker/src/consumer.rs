@@ -1,4 +1,5 @@
-//! Takes messages off the router's queue and hands them to [`crate::routing`].
+//! Takes messages off the router's queue and hands them to [`crate::routing`], in batches
+//! of the messages that have already arrived (one tenant each, a complaint at most once).
 //!
 //! Acknowledgement rules: a message is acked only after the transaction that applied it
 //! committed. A message that cannot be parsed is rejected at once and the broker
