@@ -287,9 +287,9 @@ lease_secs = 30
 
 [worker]
 # Routing transactions in flight per worker. Each routes a batch, so four keep two cores
-# busy while one waits on Postgres; eight made the router's queries crowd intake's on the
-# same cores (intake p99 40–58 ms against 23 ms at 311/s, docs/PERFORMANCE.md). Prefetch
-# leaves a batch ready for each when the hub is busy.
+# busy while one waits on Postgres. With eight, the router's queries crowded intake's on
+# the same cores: under overload intake took 623 a second instead of 880 (docs/
+# PERFORMANCE.md). Prefetch leaves a batch ready for each transaction when the hub is busy.
 concurrency = 4
 prefetch = 64
 batch_size = 16
