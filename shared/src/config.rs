@@ -288,8 +288,9 @@ lease_secs = 30
 [worker]
 # Routing transactions in flight per worker. Each routes a batch, so four keep two cores
 # busy while one waits on Postgres. With eight, the router's queries crowded intake's on
-# the same cores: under overload intake took 623 a second instead of 880 (docs/
-# PERFORMANCE.md). Prefetch leaves a batch ready for each transaction when the hub is busy.
+# the same cores: in the closed loop intake reached 623 a second, against 880 with four
+# (and the relay's 10 ms gap; see docs/PERFORMANCE.md). Prefetch leaves a batch ready
+# for each transaction when the hub is busy.
 concurrency = 4
 prefetch = 64
 batch_size = 16
