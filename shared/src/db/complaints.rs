@@ -269,18 +269,32 @@ pub async fn set_state_numbered(
 /// Writes an event built by the caller (numbered under the complaint row's lock; see
 /// [`set_state_numbered`]). Its webhooks are the caller's to queue, in the same
 /// transaction (`webhooks::complaint_events::enqueue_known`).
-pub async fn insert_event(mut conn: &AsyncPgConnection, event: &EventRow) -> QueryResult<()> {
+pub async fn insert_event(conn: &AsyncPgConnection, event: &EventRow) -> QueryResult<()> {
+    insert_events(conn, std::slice::from_ref(event)).await
+}
+
+/// Inserts events already numbered, in one statement (a routing batch's, for one).
+pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[EventRow]) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|event| {
+            (
+                complaint_events::id.eq(&event.id),
+                complaint_events::tenant_id.eq(&event.tenant_id),
+                complaint_events::complaint_id.eq(&event.complaint_id),
+                complaint_events::sequence.eq(event.sequence),
+                complaint_events::event_type.eq(&event.event_type),
+                complaint_events::actor.eq(&event.actor),
+                complaint_events::data.eq(&event.data),
+                complaint_events::at.eq(event.at),
+            )
+        })
+        .collect();
     diesel::insert_into(complaint_events::table)
-        .values((
-            complaint_events::id.eq(&event.id),
-            complaint_events::tenant_id.eq(&event.tenant_id),
-            complaint_events::complaint_id.eq(&event.complaint_id),
-            complaint_events::sequence.eq(event.sequence),
-            complaint_events::event_type.eq(&event.event_type),
-            complaint_events::actor.eq(&event.actor),
-            complaint_events::data.eq(&event.data),
-            complaint_events::at.eq(event.at),
-        ))
+        .values(rows)
         .execute(&mut conn)
         .await
         .map(|_| ())

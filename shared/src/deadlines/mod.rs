@@ -619,13 +619,26 @@ impl PlannedRung {
         Ok(())
     }
 
-    /// [`PlannedRung::write`] for a case that has never had clocks (it was `submitted`
-    /// until now, and nothing moves a case back there): nothing live to cancel.
-    pub async fn write_first(&self, conn: &AsyncPgConnection) -> QueryResult<()> {
-        if !self.has_policy {
+    /// [`PlannedRung::write`] for rungs of cases that have never had clocks (they were
+    /// `submitted` until now, and nothing moves a case back there): nothing live to cancel,
+    /// so every rung's clocks go in one insert (a routing batch's, for one).
+    pub async fn write_first(
+        mut conn: &AsyncPgConnection,
+        planned: &[&PlannedRung],
+    ) -> QueryResult<()> {
+        let rows: Vec<&NewClock> = planned
+            .iter()
+            .filter(|p| p.has_policy)
+            .flat_map(|p| p.rows.iter())
+            .collect();
+        if rows.is_empty() {
             return Ok(());
         }
-        self.insert(conn).await.map(|_| ())
+        diesel::insert_into(sla_clocks::table)
+            .values(rows)
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
     }
 
     async fn insert(&self, mut conn: &AsyncPgConnection) -> QueryResult<usize> {

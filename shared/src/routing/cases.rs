@@ -269,19 +269,13 @@ pub async fn route_many(
         .map_err(at)?;
         outcomes.push(Some(outcome));
     }
-    let shared: &AsyncPgConnection = conn;
-    let written = futures::future::join_all(
-        writes
-            .iter()
-            .map(|w: &NewRoute| w.write(shared, tenant, &subscribed, now)),
-    )
-    .await;
-    for (w, result) in writes.iter().zip(written) {
-        result.map_err(|error| BatchError {
-            index: w.index,
+    let first = <[NewRoute]>::first(&writes).map_or(0, |w| w.index);
+    NewRoute::write_all(conn, tenant, &writes, &subscribed, now)
+        .await
+        .map_err(|error| BatchError {
+            index: first,
             error,
         })?;
-    }
     Ok(outcomes)
 }
 
@@ -473,41 +467,50 @@ struct NewRoute {
 }
 
 impl NewRoute {
-    /// Sends every write at once: with the other cases' writes, one round trip.
-    async fn write(
-        &self,
+    /// Writes the new cases of a batch in one round trip: the clocks of every case, their
+    /// routing states and their events each in one statement, and each case's state and
+    /// webhook messages. The error names no case: any one fails the batch.
+    async fn write_all(
         conn: &AsyncPgConnection,
         tenant: &TenantId,
+        writes: &[NewRoute],
         subscribed: &[(String, Vec<String>)],
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
-        let id = &self.complaint;
-        let (clocks, saved, state, logged, announced) = futures::join!(
-            // A new case: `submitted` until now, so no clocks to cancel.
-            futures::future::try_join_all(self.planned.iter().map(|c| c.write_first(conn))),
-            store::save_case(conn, tenant, id, self.version, &self.case, now),
-            db::set_state_numbered(
+        if writes.is_empty() {
+            return Ok(());
+        }
+        // A new case: `submitted` until now, so no clocks to cancel.
+        let planned: Vec<&deadlines_hook::PlannedRung> =
+            writes.iter().flat_map(|w| w.planned.iter()).collect();
+        let cases: Vec<_> = writes
+            .iter()
+            .map(|w| (&w.complaint, w.version, &w.case))
+            .collect();
+        let events: Vec<db::EventRow> = writes.iter().map(|w| w.event.clone()).collect();
+        let (clocks, saved, states, logged, announced) = futures::join!(
+            deadlines_hook::PlannedRung::write_first(conn, &planned),
+            store::save_cases(conn, tenant, &cases, now),
+            futures::future::try_join_all(writes.iter().map(|w| db::set_state_numbered(
                 conn,
                 tenant,
-                id,
+                &w.complaint,
                 Status::Routed,
-                &self.current,
+                &w.current,
                 &[],
-                self.event.sequence,
+                w.event.sequence,
                 now
-            ),
-            db::insert_event(conn, &self.event),
-            webhooks::complaint_events::enqueue_known(
-                conn,
-                tenant,
-                &self.event,
-                subscribed,
-                &self.facts
-            ),
+            ))),
+            db::insert_events(conn, &events),
+            futures::future::try_join_all(writes.iter().map(|w| {
+                webhooks::complaint_events::enqueue_known(
+                    conn, tenant, &w.event, subscribed, &w.facts,
+                )
+            })),
         );
         clocks?;
         saved?;
-        state?;
+        states?;
         logged?;
         announced?;
         Ok(())

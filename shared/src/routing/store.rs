@@ -293,29 +293,53 @@ pub async fn load_case(
 }
 
 pub async fn save_case(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     tenant: &TenantId,
     complaint: &ComplaintId,
     version: i32,
     state: &CaseRouting,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let state = serde_json::to_value(state)
+    save_cases(conn, tenant, &[(complaint, version, state)], now).await
+}
+
+/// [`save_case`] for several cases of one tenant, in one statement (a routing batch's).
+pub async fn save_cases(
+    mut conn: &AsyncPgConnection,
+    tenant: &TenantId,
+    cases: &[(&ComplaintId, i32, &CaseRouting)],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    use diesel::upsert::excluded;
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let states = cases
+        .iter()
+        .map(|(_, _, state)| serde_json::to_value(state))
+        .collect::<Result<Vec<Value>, _>>()
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let rows: Vec<_> = cases
+        .iter()
+        .zip(&states)
+        .map(|((complaint, version, _), state)| {
+            (
+                complaint_routing::complaint_id.eq(complaint.as_str()),
+                complaint_routing::tenant_id.eq(tenant.as_str()),
+                complaint_routing::version.eq(*version),
+                complaint_routing::state.eq(state),
+                complaint_routing::updated_at.eq(now),
+            )
+        })
+        .collect();
     diesel::insert_into(complaint_routing::table)
-        .values((
-            complaint_routing::complaint_id.eq(complaint.as_str()),
-            complaint_routing::tenant_id.eq(tenant.as_str()),
-            complaint_routing::version.eq(version),
-            complaint_routing::state.eq(&state),
-            complaint_routing::updated_at.eq(now),
-        ))
+        .values(rows)
         .on_conflict(complaint_routing::complaint_id)
         .do_update()
         .set((
-            complaint_routing::version.eq(version),
-            complaint_routing::state.eq(&state),
-            complaint_routing::updated_at.eq(now),
+            complaint_routing::version.eq(excluded(complaint_routing::version)),
+            complaint_routing::state.eq(excluded(complaint_routing::state)),
+            complaint_routing::updated_at.eq(excluded(complaint_routing::updated_at)),
         ))
         .execute(&mut conn)
         .await
