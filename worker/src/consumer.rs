@@ -158,12 +158,20 @@ async fn handle_chunk(
         }
     }
     for batch in batches(parsed) {
+        let Some((batch, error)) = apply(pool, batch, metrics, dispatcher, shutdown).await else {
+            continue;
+        };
         if batch.len() == 1 {
-            for (delivery, message) in batch {
-                handle(pool, delivery, &message, metrics, dispatcher, shutdown).await;
+            return_to_queue(batch, &error, metrics).await;
+            continue;
+        }
+        // So that only the message at fault goes back to the queue.
+        tracing::warn!(%error, messages = batch.len(), "batch failed; applying its messages one by one");
+        for one in batch {
+            if let Some((one, error)) = apply(pool, vec![one], metrics, dispatcher, shutdown).await
+            {
+                return_to_queue(one, &error, metrics).await;
             }
-        } else {
-            handle_batch(pool, batch, metrics, dispatcher, shutdown).await;
         }
     }
 }
@@ -201,16 +209,16 @@ fn batches<T>(messages: Vec<(T, QueueMessage)>) -> Vec<Vec<(T, QueueMessage)>> {
     batches
 }
 
-/// Applies a batch in one transaction; if that fails for a reason other than the database
-/// being away, applies its messages one by one, so only the message at fault is returned
-/// to the queue.
-async fn handle_batch(
+/// Applies a batch in one transaction and acks it, holding it while the database is
+/// unavailable (an outage is not the messages' fault and must not use up their attempts).
+/// Any other failure gives the batch back, unacked, with the error.
+async fn apply(
     pool: &PgPool,
     batch: Vec<(Delivery, QueueMessage)>,
     metrics: &Metrics,
     dispatcher: Option<&DispatchWaker>,
     shutdown: &CancellationToken,
-) {
+) -> Option<(Vec<(Delivery, QueueMessage)>, ProcessError)> {
     let messages: Vec<QueueMessage> = batch.iter().map(|(_, m)| m.clone()).collect();
     let mut wait = Duration::from_millis(100);
     loop {
@@ -220,6 +228,7 @@ async fn handle_batch(
                 for (message, outcome) in messages.iter().zip(&outcomes) {
                     changed |= observe(message, outcome, metrics);
                 }
+                // A decision commits the event that announces it, and its webhooks with it.
                 if changed {
                     if let Some(d) = dispatcher {
                         d.wake();
@@ -234,21 +243,36 @@ async fn handle_batch(
                         tracing::warn!(%error, "ack failed after commit");
                     }
                 }
-                return;
+                return None;
             }
             Err(ProcessError::Transient(error)) if !shutdown.is_cancelled() => {
-                tracing::warn!(%error, messages = messages.len(), retry_in_ms = wait.as_millis() as u64, "database unavailable; holding the batch");
+                tracing::warn!(%error, messages = messages.len(), retry_in_ms = wait.as_millis() as u64, "database unavailable; holding the messages");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(10));
             }
-            Err(error) => {
-                tracing::warn!(%error, messages = messages.len(), "batch failed; applying its messages one by one");
-                for (delivery, message) in batch {
-                    handle(pool, delivery, &message, metrics, dispatcher, shutdown).await;
-                }
-                return;
-            }
+            Err(error) => return Some((batch, error)),
         }
+    }
+}
+
+/// Returns a message that failed to the queue after a pause; the quorum queue counts its
+/// deliveries and dead-letters it at `worker.max_deliveries`.
+async fn return_to_queue(
+    batch: Vec<(Delivery, QueueMessage)>,
+    error: &ProcessError,
+    metrics: &Metrics,
+) {
+    for (delivery, message) in batch {
+        tracing::error!(%error, message.id = %message.message_id, complaint.id = %message.complaint_id, "message failed; returning it to the queue");
+        metrics.observe_router("failed");
+        // A short pause so a message that fails every time does not spin.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            })
+            .await;
     }
 }
 
@@ -266,52 +290,6 @@ fn observe(message: &QueueMessage, outcome: &routing::Outcome, metrics: &Metrics
     }
     metrics.observe_router(&label);
     *outcome != routing::Outcome::Duplicate
-}
-
-async fn handle(
-    pool: &PgPool,
-    delivery: Delivery,
-    message: &QueueMessage,
-    metrics: &Metrics,
-    dispatcher: Option<&DispatchWaker>,
-    shutdown: &CancellationToken,
-) {
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match routing::process(pool, message).await {
-            Ok(outcome) => {
-                // A decision commits the event that announces it, and its webhooks with it.
-                if observe(message, &outcome, metrics) {
-                    if let Some(d) = dispatcher {
-                        d.wake();
-                    }
-                }
-                if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-                    // The effects are committed and recorded; a redelivery will be a no-op.
-                    tracing::warn!(%error, "ack failed after commit");
-                }
-                return;
-            }
-            Err(ProcessError::Transient(error)) if !shutdown.is_cancelled() => {
-                tracing::warn!(%error, message.id = %message.message_id, retry_in_ms = wait.as_millis() as u64, "database unavailable; holding the message");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            Err(error) => {
-                tracing::error!(%error, message.id = %message.message_id, complaint.id = %message.complaint_id, "message failed; returning it to the queue");
-                metrics.observe_router("failed");
-                // A short pause so a message that fails every time does not spin.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await;
-                return;
-            }
-        }
-    }
 }
 
 /// The outcome's variant in snake case (`Routed { .. }` → `routed`, `AwaitingEvidence` →

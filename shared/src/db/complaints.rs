@@ -270,11 +270,11 @@ pub async fn set_state_numbered(
 /// [`set_state_numbered`]). Its webhooks are the caller's to queue, in the same
 /// transaction (`webhooks::complaint_events::enqueue_known`).
 pub async fn insert_event(conn: &AsyncPgConnection, event: &EventRow) -> QueryResult<()> {
-    insert_events(conn, std::slice::from_ref(event)).await
+    insert_events(conn, &[event]).await
 }
 
 /// Inserts events already numbered, in one statement (a routing batch's, for one).
-pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[EventRow]) -> QueryResult<()> {
+pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[&EventRow]) -> QueryResult<()> {
     if events.is_empty() {
         return Ok(());
     }

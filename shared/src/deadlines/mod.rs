@@ -613,7 +613,8 @@ impl PlannedRung {
             return Ok(());
         }
         let cancelled = cancel_live(conn, complaint, &self.channel, &self.track, self.started_at);
-        let (cancelled, inserted) = futures::join!(cancelled, self.insert(conn));
+        let this = [self];
+        let (cancelled, inserted) = futures::join!(cancelled, Self::write_first(conn, &this));
         cancelled?;
         inserted?;
         Ok(())
@@ -639,16 +640,6 @@ impl PlannedRung {
             .execute(&mut conn)
             .await
             .map(|_| ())
-    }
-
-    async fn insert(&self, mut conn: &AsyncPgConnection) -> QueryResult<usize> {
-        if self.rows.is_empty() {
-            return Ok(0);
-        }
-        diesel::insert_into(sla_clocks::table)
-            .values(&self.rows)
-            .execute(&mut conn)
-            .await
     }
 }
 

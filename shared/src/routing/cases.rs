@@ -148,44 +148,24 @@ pub struct RouteRequest {
     pub message_id: uuid::Uuid,
 }
 
-/// Why a batch could not be applied: which request failed (its index), and how. The
-/// caller rolls the transaction back; the other requests are not at fault and can be
-/// applied on their own.
+/// Why a batch could not be applied, and which request failed when one did (its index;
+/// `None` when the batch's shared reads or writes failed). The caller rolls the
+/// transaction back; the requests not at fault can be applied on their own.
 #[derive(Debug, thiserror::Error)]
-#[error("request {index}: {error}")]
+#[error("routing batch (request {index:?}): {error}")]
 pub struct BatchError {
-    pub index: usize,
+    pub index: Option<usize>,
     #[source]
     pub error: CaseError,
 }
 
-/// Routes a case that is `submitted` or `awaiting_evidence` with the tenant's latest
-/// routing (to its start rungs, back to waiting for evidence, or rejected), for a queue
-/// message: records `message_id` as applied by `consumer` in the same transaction and the
-/// same round trip as the first reads. `None`: the message was applied before, and nothing
-/// else was done. [`route_many`] with one request.
-pub async fn route_once(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantId,
-    id: &ComplaintId,
-    now: DateTime<Utc>,
-    consumer: &str,
-    message_id: uuid::Uuid,
-) -> Result<Option<RouteOutcome>, CaseError> {
-    let request = RouteRequest {
-        complaint: id.clone(),
-        message_id,
-    };
-    let mut outcomes = route_many(conn, tenant, std::slice::from_ref(&request), now, consumer)
-        .await
-        .map_err(|e| e.error)?;
-    Ok(outcomes.pop().flatten())
-}
-
-/// Routes the cases of several queue messages of one tenant in the caller's transaction
-/// (see [`route_once`] for what routing one does); an outcome per request, in order. The
-/// complaints must be distinct: two messages about one case are applied one after the
-/// other, in separate calls.
+/// Routes the cases of several queue messages of one tenant in the caller's transaction:
+/// each case that is `submitted` or `awaiting_evidence` goes, with the tenant's latest
+/// routing, to its start rungs, back to waiting for evidence, or is rejected. Each
+/// message id is recorded as applied by `consumer` in the same transaction and the same
+/// round trip as the first reads. An outcome per request, in order; `None`: that message
+/// was applied before, and nothing else was done for it. The complaints must be distinct:
+/// two messages about one case are applied one after the other, in separate calls.
 ///
 /// Routing is mostly round trips to Postgres, so it makes few, and the same few for a
 /// batch as for one message: every read it may need goes in one (each message's record
@@ -206,11 +186,11 @@ pub async fn route_many(
     now: DateTime<Utc>,
     consumer: &str,
 ) -> Result<Vec<Option<RouteOutcome>>, BatchError> {
-    let whole = |error: CaseError| BatchError { index: 0, error };
+    let whole = |error: CaseError| BatchError { index: None, error };
     let mut seen = std::collections::HashSet::new();
     if let Some(index) = requests.iter().position(|r| !seen.insert(&r.complaint)) {
         return Err(BatchError {
-            index,
+            index: Some(index),
             error: CaseError::Corrupt(format!(
                 "complaint {} appears twice in one routing batch",
                 requests[index].complaint
@@ -247,7 +227,10 @@ pub async fn route_many(
     let mut outcomes = Vec::with_capacity(requests.len());
     let mut writes = Vec::new();
     for (index, (request, (first, locked))) in requests.iter().zip(per_request).enumerate() {
-        let at = |error: CaseError| BatchError { index, error };
+        let at = |error: CaseError| BatchError {
+            index: Some(index),
+            error,
+        };
         if !first.map_err(|e| at(e.into()))? {
             outcomes.push(None);
             continue;
@@ -256,7 +239,6 @@ pub async fn route_many(
         let outcome = decide_one(
             conn,
             tenant,
-            index,
             &request.complaint,
             locked,
             routing.as_deref(),
@@ -269,13 +251,9 @@ pub async fn route_many(
         .map_err(at)?;
         outcomes.push(Some(outcome));
     }
-    let first = <[NewRoute]>::first(&writes).map_or(0, |w| w.index);
     NewRoute::write_all(conn, tenant, &writes, &subscribed, now)
         .await
-        .map_err(|error| BatchError {
-            index: first,
-            error,
-        })?;
+        .map_err(whole)?;
     Ok(outcomes)
 }
 
@@ -285,7 +263,6 @@ pub async fn route_many(
 async fn decide_one(
     conn: &mut AsyncPgConnection,
     tenant: &TenantId,
-    index: usize,
     id: &ComplaintId,
     locked: Locked,
     routing: Option<&super::CompiledRouting>,
@@ -438,7 +415,6 @@ async fn decide_one(
                     missing_evidence: Vec::new(),
                 };
                 writes.push(NewRoute {
-                    index,
                     complaint: id.clone(),
                     planned,
                     version: decision.routing_version,
@@ -455,8 +431,6 @@ async fn decide_one(
 
 /// The writes of a new case that routing sent to its start rungs, not yet made.
 struct NewRoute {
-    /// Its request's place in the batch.
-    index: usize,
     complaint: ComplaintId,
     planned: Vec<deadlines_hook::PlannedRung>,
     version: i32,
@@ -487,7 +461,7 @@ impl NewRoute {
             .iter()
             .map(|w| (&w.complaint, w.version, &w.case))
             .collect();
-        let events: Vec<db::EventRow> = writes.iter().map(|w| w.event.clone()).collect();
+        let events: Vec<&db::EventRow> = writes.iter().map(|w| &w.event).collect();
         let (clocks, saved, states, logged, announced) = futures::join!(
             deadlines_hook::PlannedRung::write_first(conn, &planned),
             store::save_cases(conn, tenant, &cases, now),

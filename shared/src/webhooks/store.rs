@@ -884,7 +884,7 @@ pub async fn record_attempt(
             id: &claimed.endpoint_id,
         };
         match &decision {
-            // Recorded, with its endpoint's failing state cleared, above.
+            // Not reached: a delivery is recorded by record_delivered at the top.
             Decision::Delivered => Ok(Recorded::default()),
             Decision::Gone => {
                 let reason = "the endpoint answered 410 Gone".to_owned();

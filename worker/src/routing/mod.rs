@@ -77,7 +77,7 @@ impl From<CaseError> for ProcessError {
 }
 
 /// Applies one message exactly once: the message id is recorded in the same transaction as
-/// the routing decision (`cases::route_once`), so a redelivered copy finds it and changes
+/// the routing decision (`cases::route_many`), so a redelivered copy finds it and changes
 /// nothing. A message of a type the router does not handle is refused before anything is
 /// recorded, and the transaction rolls back.
 pub async fn process(pool: &PgPool, message: &QueueMessage) -> Result<Outcome, ProcessError> {
@@ -132,12 +132,12 @@ pub async fn process_batch(
     let outcomes = db::tenant::transaction(&mut conn, &tenant, async |conn| {
         cases::route_many(conn, &tenant, &requests, Utc::now(), CONSUMER)
             .await
-            .map_err(|BatchError { index, error }| match error {
-                CaseError::NotFound => ProcessError::Permanent(format!(
+            .map_err(|BatchError { index, error }| match (error, index) {
+                (CaseError::NotFound, Some(i)) => ProcessError::Permanent(format!(
                     "complaint {} not found in tenant {tenant}",
-                    requests[index].complaint
+                    requests[i].complaint
                 )),
-                other => other.into(),
+                (other, _) => other.into(),
             })
     })
     .await?;

@@ -368,10 +368,9 @@ impl Dispatcher {
             // own log of a delivery need not keep the next request waiting. The message
             // stays leased until the record is written, so no one claims it meanwhile.
             drop(permits);
-            if self.record_delivered(&message, &outcome).await {
-                return;
+            if !self.record_delivered(&message, &outcome).await {
+                self.record(&message, &outcome, &decision).await;
             }
-            self.record(&message, &outcome, &decision).await;
             return;
         }
         self.record(&message, &outcome, &decision).await;
