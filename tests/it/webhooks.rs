@@ -1480,3 +1480,204 @@ async fn deliveries_recorded_together_skip_a_message_whose_endpoint_was_deleted_
     drop(conn);
     case.finish().await;
 }
+
+/// The queue message the outbox holds for a complaint.
+async fn queue_message_for(
+    app: &TestApp,
+    id: &str,
+) -> redress_shared::domain::events::QueueMessage {
+    let mut conn = app.db().await;
+    let payload: Value = diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!(
+        "SELECT payload FROM outbox WHERE payload->>'complaint_id' = '{id}'"
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    serde_json::from_value(payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_cases_hand_their_webhooks_leased_to_the_dispatcher_and_a_throttled_endpoint_leaves_them_to_the_claim(
+) {
+    use redress_worker::routing::{process_batch_handing_over, Outcome};
+
+    // No worker: the test routes and dispatches itself.
+    let app = api_only().await;
+    let (_, token) = app.tenant_and_token().await;
+    let rx = Receiver::always(Reply::status(204).after(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let open = register(&app, &token, &rx.url("/open"), &[model::COMPLAINT_ROUTED]).await;
+    let throttled = register(
+        &app,
+        &token,
+        &rx.url("/throttled"),
+        &[model::COMPLAINT_ROUTED],
+    )
+    .await;
+    let (open_id, throttled_id) = (str_of(&open, "id"), str_of(&throttled, "id"));
+    let mut owner = app.db().await;
+    diesel::sql_query(format!(
+        "UPDATE webhook_endpoints SET throttled_until = now() + interval '1 hour' \
+         WHERE id = '{throttled_id}'"
+    ))
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let mut messages = Vec::new();
+    for _ in 0..2 {
+        let r = app.file(&token, &example_complaint()).await;
+        assert_eq!(r.status(), 202);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        messages.push(queue_message_for(&app, &id).await);
+    }
+
+    let pool = db::pool(app.settings.database_url.expose(), 2).unwrap();
+    let lease = Duration::from_secs(90);
+    let before = Utc::now();
+    let done = process_batch_handing_over(&pool, &messages, Some(lease))
+        .await
+        .unwrap();
+    assert!(
+        done.outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Routed { .. })),
+        "{:?}",
+        done.outcomes
+    );
+    // One message per case for the open endpoint, handed over as a claim would read it;
+    // the throttled endpoint's are queued for the claim, which waits out the throttle.
+    assert_eq!(done.handed_over.len(), 2, "{:?}", done.handed_over);
+    assert!(done.queued_for_claim);
+    for m in &done.handed_over {
+        assert_eq!(m.endpoint_id, open_id);
+        assert_eq!(m.url, rx.url("/open"));
+        assert_eq!(m.attempts, 0);
+        assert_eq!(m.event_type, model::COMPLAINT_ROUTED);
+        let body: Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(body["type"], model::COMPLAINT_ROUTED);
+        assert!(messages
+            .iter()
+            .any(|q| body["data"]["complaint_id"] == q.complaint_id.as_str()));
+    }
+    let leases: Vec<(String, Option<chrono::DateTime<Utc>>)> = {
+        use diesel::QueryDsl;
+        use redress_shared::webhooks::schema::webhook_messages as m;
+        m::table
+            .select((m::endpoint_id, m::claimed_until))
+            .load(&mut owner)
+            .await
+            .unwrap()
+    };
+    assert_eq!(leases.len(), 4, "{leases:?}");
+    for (endpoint, until) in &leases {
+        if endpoint == open_id {
+            let until = until.expect("a handed-over message is leased");
+            assert!(until >= before + chrono::Duration::seconds(85), "{until}");
+        } else {
+            assert_eq!(endpoint, throttled_id);
+            assert_eq!(
+                *until, None,
+                "the throttled endpoint's messages wait for the claim"
+            );
+        }
+    }
+
+    // A dispatcher with one request in flight at a time starts the first at once; the
+    // second waits for the slot and follows, without a claim (none runs here).
+    let mut settings = app.settings.clone();
+    fast_webhooks(&mut settings);
+    settings.webhooks.concurrency = 1;
+    let dispatcher = |settings: &Settings| {
+        let sender = WebhookSender::new(
+            Policy {
+                allow_loopback: true,
+            },
+            Duration::from_millis(settings.webhooks.timeout_ms),
+        )
+        .unwrap();
+        Dispatcher::with_sender(pool.clone(), &settings.webhooks, sender)
+    };
+    let running = dispatcher(&settings);
+    running.handle().hand_over(done.handed_over);
+    let seen = wait_for_requests(&rx, 2, Duration::from_secs(10)).await;
+    assert!(
+        seen.iter().all(|r| r.path == "/open"),
+        "nothing went to the throttled endpoint"
+    );
+    assert!(
+        seen[1].at.duration_since(seen[0].at) >= Duration::from_millis(250),
+        "one at a time"
+    );
+    for r in &seen {
+        verify(str_of(&open, "secret"), r).unwrap();
+    }
+    let mut ids: Vec<&str> = seen
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "each message once");
+    let count = |sql: String| {
+        let conn = app.db();
+        async move {
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(&sql)
+                .get_result::<i64>(&mut conn.await)
+                .await
+                .unwrap()
+        }
+    };
+    let delivered = format!(
+        "SELECT count(*) FROM webhook_messages \
+         WHERE endpoint_id = '{open_id}' AND status = 'delivered' AND attempts = 1"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(delivered.clone()).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both recorded as delivered on their first attempt"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A dispatcher that has stopped gives what it is handed back to the claim at once.
+    let r = app.file(&token, &example_complaint()).await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let third = queue_message_for(&app, &id).await;
+    let done = process_batch_handing_over(&pool, &[third], Some(lease))
+        .await
+        .unwrap();
+    assert_eq!(done.handed_over.len(), 1);
+    let stopped = dispatcher(&settings);
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    stopped.clone().run(stop).await;
+    stopped.handle().hand_over(done.handed_over);
+    let unleased = format!(
+        "SELECT count(*) FROM webhook_messages \
+         WHERE endpoint_id = '{open_id}' AND claimed_until IS NULL AND attempts = 0"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(unleased.clone()).await < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        running.dispatch_due().await.unwrap(),
+        1,
+        "the claim sends it"
+    );
+    assert_eq!(rx.requests().len(), 3);
+    drop(pool);
+    app.stop().await;
+}

@@ -25,14 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     routing::{self, ProcessError},
-    webhooks::DispatchWaker,
+    webhooks::DispatchHandle,
 };
 
 pub async fn run_router(
     pool: PgPool,
     settings: Settings,
     metrics: Arc<Metrics>,
-    dispatcher: Option<DispatchWaker>,
+    dispatcher: Option<DispatchHandle>,
     shutdown: CancellationToken,
 ) {
     let topology = Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries);
@@ -66,7 +66,7 @@ async fn consume(
     settings: &Settings,
     topology: &Topology,
     metrics: &Arc<Metrics>,
-    dispatcher: Option<&DispatchWaker>,
+    dispatcher: Option<&DispatchHandle>,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
     let conn =
@@ -143,7 +143,7 @@ async fn handle_chunk(
     pool: &PgPool,
     deliveries: Vec<Delivery>,
     metrics: &Metrics,
-    dispatcher: Option<&DispatchWaker>,
+    dispatcher: Option<&DispatchHandle>,
     shutdown: &CancellationToken,
 ) {
     let mut parsed = Vec::with_capacity(deliveries.len());
@@ -216,21 +216,24 @@ async fn apply(
     pool: &PgPool,
     batch: Vec<(Delivery, QueueMessage)>,
     metrics: &Metrics,
-    dispatcher: Option<&DispatchWaker>,
+    dispatcher: Option<&DispatchHandle>,
     shutdown: &CancellationToken,
 ) -> Option<(Vec<(Delivery, QueueMessage)>, ProcessError)> {
     let messages: Vec<QueueMessage> = batch.iter().map(|(_, m)| m.clone()).collect();
+    let lease = dispatcher.map(DispatchHandle::lease);
     let mut wait = Duration::from_millis(100);
     loop {
-        match routing::process_batch(pool, &messages).await {
-            Ok(outcomes) => {
-                let mut changed = false;
-                for (message, outcome) in messages.iter().zip(&outcomes) {
-                    changed |= observe(message, outcome, metrics);
+        match routing::process_batch_handing_over(pool, &messages, lease).await {
+            Ok(done) => {
+                for (message, outcome) in messages.iter().zip(&done.outcomes) {
+                    observe(message, outcome, metrics);
                 }
-                // A decision commits the event that announces it, and its webhooks with it.
-                if changed {
-                    if let Some(d) = dispatcher {
+                // A decision commits the event that announces it, and its webhooks with it:
+                // those leased to this process's dispatcher go to it now, and a claim finds
+                // the others.
+                if let Some(d) = dispatcher {
+                    d.hand_over(done.handed_over);
+                    if done.queued_for_claim {
                         d.wake();
                     }
                 }
@@ -278,7 +281,7 @@ async fn return_to_queue(
 
 /// Logs and counts an applied message; true when it changed something (and so may have
 /// queued webhooks).
-fn observe(message: &QueueMessage, outcome: &routing::Outcome, metrics: &Metrics) -> bool {
+fn observe(message: &QueueMessage, outcome: &routing::Outcome, metrics: &Metrics) {
     tracing::info!(message.id = %message.message_id, tenant.id = %message.tenant_id, complaint.id = %message.complaint_id, outcome = ?outcome, "message applied");
     let label = outcome_label(outcome);
     if label == "routed" {
@@ -289,7 +292,6 @@ fn observe(message: &QueueMessage, outcome: &routing::Outcome, metrics: &Metrics
             .observe(delay.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
     }
     metrics.observe_router(&label);
-    *outcome != routing::Outcome::Duplicate
 }
 
 /// The outcome's variant in snake case (`Routed { .. }` → `routed`, `AwaitingEvidence` →

@@ -74,7 +74,7 @@ impl Worker {
         if settings.webhooks.dispatcher_enabled {
             let dispatcher =
                 webhooks::Dispatcher::new(pool.clone(), &settings)?.with_metrics(metrics.clone());
-            waker = Some(dispatcher.waker());
+            waker = Some(dispatcher.handle());
             tasks.spawn(dispatcher.run(shutdown.clone()));
         }
         tasks.spawn(consumer::run_router(

@@ -178,6 +178,13 @@ pub struct BatchError {
 /// rejected are written one statement after another, between the reads and the batch's
 /// writes: they are the rare paths, and resuming clocks rewrites the stored rungs.
 ///
+/// With `lease_until`, the webhook messages of the new cases are inserted leased until
+/// then, and returned (`handed_over`) for the caller to give to its dispatcher once the
+/// transaction commits: they go out without waiting for a claim, and a claim cannot take
+/// them meanwhile. A leased message the caller cannot send goes back to the claim when its
+/// lease ends (or at once, by `webhooks::store::release`). An endpoint that is throttled
+/// gets its message unleased, for the claim, which waits out the throttle.
+///
 /// Any failure fails the whole batch (the caller rolls back): the error names the request.
 pub async fn route_many(
     conn: &mut AsyncPgConnection,
@@ -185,7 +192,8 @@ pub async fn route_many(
     requests: &[RouteRequest],
     now: DateTime<Utc>,
     consumer: &str,
-) -> Result<Vec<Option<RouteOutcome>>, BatchError> {
+    lease_until: Option<DateTime<Utc>>,
+) -> Result<RoutedBatch, BatchError> {
     let whole = |error: CaseError| BatchError { index: None, error };
     let mut seen = std::collections::HashSet::new();
     if let Some(index) = requests.iter().position(|r| !seen.insert(&r.complaint)) {
@@ -226,6 +234,7 @@ pub async fn route_many(
     let mut calendars = deadlines_hook::Calendars::default();
     let mut outcomes = Vec::with_capacity(requests.len());
     let mut writes = Vec::new();
+    let mut queued_for_claim = false;
     for (index, (request, (first, locked))) in requests.iter().zip(per_request).enumerate() {
         let at = |error: CaseError| BatchError {
             index: Some(index),
@@ -236,6 +245,7 @@ pub async fn route_many(
             continue;
         }
         let locked = locked.map_err(at)?;
+        let planned_before = writes.len();
         let outcome = decide_one(
             conn,
             tenant,
@@ -249,12 +259,35 @@ pub async fn route_many(
         )
         .await
         .map_err(at)?;
+        // Every outcome but a new case's route and no move at all was written on the way,
+        // with its webhooks for the claim.
+        if writes.len() == planned_before && !matches!(outcome, RouteOutcome::NotApplicable { .. })
+        {
+            queued_for_claim = true;
+        }
         outcomes.push(Some(outcome));
     }
-    NewRoute::write_all(conn, tenant, &writes, &subscribed, now)
-        .await
-        .map_err(whole)?;
-    Ok(outcomes)
+    let (handed_over, unleased) =
+        NewRoute::write_all(conn, tenant, &writes, &subscribed, now, lease_until)
+            .await
+            .map_err(whole)?;
+    Ok(RoutedBatch {
+        outcomes,
+        handed_over,
+        queued_for_claim: queued_for_claim || unleased,
+    })
+}
+
+/// What [`route_many`] did.
+#[derive(Debug)]
+pub struct RoutedBatch {
+    /// An outcome per request, in order; `None`: that message was applied before.
+    pub outcomes: Vec<Option<RouteOutcome>>,
+    /// The webhook messages inserted leased, for the caller's dispatcher after the commit.
+    pub handed_over: Vec<webhooks::store::ClaimedMessage>,
+    /// Whether the batch may also have queued webhook messages that only a claim sends
+    /// (unleased): a dispatcher should be woken after the commit.
+    pub queued_for_claim: bool,
 }
 
 /// Decides one locked case. A new case that is routed is only planned (its writes go to
@@ -442,17 +475,20 @@ struct NewRoute {
 
 impl NewRoute {
     /// Writes the new cases of a batch in one round trip: the clocks of every case, their
-    /// routing states and their events each in one statement, and each case's state and
-    /// webhook messages. The error names no case: any one fails the batch.
+    /// routing states, their events and their webhook messages each in one statement, and
+    /// each case's state. The error names no case: any one fails the batch. Returns the
+    /// messages leased until `lease_until` (see [`route_many`]), and whether any message
+    /// was inserted unleased.
     async fn write_all(
         conn: &AsyncPgConnection,
         tenant: &TenantId,
         writes: &[NewRoute],
-        subscribed: &[(String, Vec<String>)],
+        subscribed: &[webhooks::store::Subscriber],
         now: DateTime<Utc>,
-    ) -> Result<(), CaseError> {
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<webhooks::store::ClaimedMessage>, bool), CaseError> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok((Vec::new(), false));
         }
         // A new case: `submitted` until now, so no clocks to cancel.
         let planned: Vec<&deadlines_hook::PlannedRung> =
@@ -462,6 +498,24 @@ impl NewRoute {
             .map(|w| (&w.complaint, w.version, &w.case))
             .collect();
         let events: Vec<&db::EventRow> = writes.iter().map(|w| &w.event).collect();
+        let mut messages = Vec::new();
+        for w in writes {
+            messages.extend(webhooks::complaint_events::messages_known(
+                &w.event, subscribed, &w.facts,
+            )?);
+        }
+        let mut handed_over = Vec::new();
+        if let Some(until) = lease_until {
+            for m in &mut messages {
+                let Some(endpoint) = subscribed.iter().find(|s| s.id == m.endpoint_id) else {
+                    continue;
+                };
+                if endpoint.open_at(now) {
+                    m.claimed_until = Some(until);
+                    handed_over.push(m.handed_over(tenant, endpoint));
+                }
+            }
+        }
         let (clocks, saved, states, logged, announced) = futures::join!(
             deadlines_hook::PlannedRung::write_first(conn, &planned),
             store::save_cases(conn, tenant, &cases, now),
@@ -476,18 +530,15 @@ impl NewRoute {
                 now
             ))),
             db::insert_events(conn, &events),
-            futures::future::try_join_all(writes.iter().map(|w| {
-                webhooks::complaint_events::enqueue_known(
-                    conn, tenant, &w.event, subscribed, &w.facts,
-                )
-            })),
+            webhooks::store::insert_new(conn, tenant, &messages),
         );
         clocks?;
         saved?;
         states?;
         logged?;
         announced?;
-        Ok(())
+        let unleased = messages.len() > handed_over.len();
+        Ok((handed_over, unleased))
     }
 }
 

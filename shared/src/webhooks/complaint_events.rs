@@ -4,7 +4,6 @@
 //! [`enqueue_for_complaint_event`] in the same transaction, so an event and its webhooks
 //! commit together or not at all.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
@@ -136,38 +135,48 @@ pub async fn enqueue_for_complaint_event(
 /// The same for a caller that already holds the complaint's facts as this transaction
 /// wrote them and the tenant's `subscribed` endpoints (from [`store::subscribers`] for
 /// the event's [`webhook_types_for`]): no read at all, and the messages of every type in
-/// one round trip.
+/// one statement.
 pub async fn enqueue_known(
     conn: &AsyncPgConnection,
     tenant: &TenantId,
     event: &EventRow,
-    subscribed: &[(String, Vec<String>)],
+    subscribed: &[store::Subscriber],
     facts: &ComplaintFacts,
 ) -> QueryResult<()> {
+    let messages = messages_known(event, subscribed, facts)?;
+    store::insert_new(conn, tenant, &messages).await
+}
+
+/// The webhook messages of one history event, one per type it produces and endpoint
+/// subscribed to that type, not yet inserted (a caller writing several events inserts
+/// their messages together).
+pub fn messages_known(
+    event: &EventRow,
+    subscribed: &[store::Subscriber],
+    facts: &ComplaintFacts,
+) -> QueryResult<Vec<store::NewMessage>> {
     if subscribed.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let data = data_of(event, facts);
-    let at: DateTime<Utc> = event.at;
-    let inserts = webhook_types_for(&event.event_type, &event.data)
-        .into_iter()
-        .map(|t| {
-            let endpoints: Vec<String> = subscribed
-                .iter()
-                .filter(|(_, subs)| subs.iter().any(|s| s == t))
-                .map(|(id, _)| id.clone())
-                .collect();
-            let data = data.clone();
-            async move { store::enqueue_for_endpoints(conn, tenant, &endpoints, t, data, at).await }
-        });
-    futures::future::try_join_all(inserts).await?;
-    Ok(())
+    let mut messages = Vec::new();
+    for t in webhook_types_for(&event.event_type, &event.data) {
+        let endpoints = subscribed
+            .iter()
+            .filter(|s| s.wants(t))
+            .map(|s| s.id.as_str());
+        messages.extend(store::NewMessage::for_endpoints(
+            endpoints, t, &data, event.at,
+        )?);
+    }
+    Ok(messages)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use chrono::Utc;
 
     fn event(event_type: &str, data: Value) -> EventRow {
         EventRow {

@@ -323,48 +323,13 @@ pub async fn rotate_secret(
 // ---------------------------------------------------------------------------------------
 
 /// The body every attempt sends, serialised once: `{"type","timestamp","data"}`.
-fn body_of(event_type: &str, data: Value, at: DateTime<Utc>) -> QueryResult<String> {
+fn body_of(event_type: &str, data: &Value, at: DateTime<Utc>) -> QueryResult<String> {
     serde_json::to_string(&json!({
         "type": event_type,
         "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     }))
     .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-}
-
-async fn insert_messages(
-    mut conn: &AsyncPgConnection,
-    tenant: &TenantId,
-    endpoint_ids: &[String],
-    event_type: &str,
-    body: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<WebhookMessageId>> {
-    let ids: Vec<WebhookMessageId> = endpoint_ids
-        .iter()
-        .map(|_| WebhookMessageId::generate())
-        .collect();
-    let rows: Vec<_> = ids
-        .iter()
-        .zip(endpoint_ids)
-        .map(|(id, endpoint)| {
-            (
-                webhook_messages::id.eq(id.as_str()),
-                webhook_messages::tenant_id.eq(tenant.as_str()),
-                webhook_messages::endpoint_id.eq(endpoint.as_str()),
-                webhook_messages::event_type.eq(event_type),
-                webhook_messages::body.eq(body),
-                webhook_messages::status.eq(STATUS_PENDING),
-                webhook_messages::next_attempt_at.eq(Some(now)),
-                webhook_messages::created_at.eq(now),
-            )
-        })
-        .collect();
-    diesel::insert_into(webhook_messages::table)
-        .values(rows)
-        .execute(&mut conn)
-        .await?;
-    Ok(ids)
 }
 
 /// Queues one `event_type` message with `data` for each of `endpoint_ids` (enabled endpoints
@@ -381,26 +346,150 @@ pub async fn enqueue_for_endpoints(
     if endpoint_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let body = body_of(event_type, data, at)?;
-    insert_messages(conn, tenant, endpoint_ids, event_type, &body, at).await
+    let messages = NewMessage::for_endpoints(
+        endpoint_ids.iter().map(String::as_str),
+        event_type,
+        &data,
+        at,
+    )?;
+    insert_new(conn, tenant, &messages).await?;
+    Ok(messages.into_iter().map(|m| m.id).collect())
 }
 
-/// The tenant's enabled endpoints subscribed to any of `event_types`, with their
-/// subscriptions.
+/// An enabled endpoint subscribed to some of the types asked for, with what a dispatcher
+/// needs to send to it: a message the router queues can go out without being claimed.
+#[derive(Debug, Clone, Queryable)]
+pub struct Subscriber {
+    pub id: String,
+    pub event_types: Vec<String>,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub throttled_until: Option<DateTime<Utc>>,
+}
+
+impl Subscriber {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|t| t == event_type)
+    }
+
+    /// Whether a dispatcher may send to it now (the claim skips a throttled endpoint).
+    pub fn open_at(&self, now: DateTime<Utc>) -> bool {
+        self.throttled_until.is_none_or(|t| t <= now)
+    }
+}
+
+/// The tenant's enabled endpoints subscribed to any of `event_types`.
 pub async fn subscribers(
     mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     event_types: &[&str],
-) -> QueryResult<Vec<(String, Vec<String>)>> {
+) -> QueryResult<Vec<Subscriber>> {
     let wanted: Vec<String> = event_types.iter().map(|t| (*t).to_owned()).collect();
     webhook_endpoints::table
         .filter(webhook_endpoints::tenant_id.eq(tenant.as_str()))
         .filter(webhook_endpoints::enabled.eq(true))
         .filter(webhook_endpoints::event_types.overlaps_with(wanted))
-        .select((webhook_endpoints::id, webhook_endpoints::event_types))
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::event_types,
+            webhook_endpoints::url,
+            webhook_endpoints::secret,
+            webhook_endpoints::previous_secret,
+            webhook_endpoints::previous_secret_expires_at,
+            webhook_endpoints::throttled_until,
+        ))
         .order(webhook_endpoints::id.asc())
         .load(&mut conn)
         .await
+}
+
+/// A webhook message not yet inserted.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: WebhookMessageId,
+    pub endpoint_id: String,
+    pub event_type: String,
+    /// What every attempt sends, serialised once.
+    pub body: String,
+    pub at: DateTime<Utc>,
+    /// Set when the message is leased as it is inserted, to the dispatcher the caller hands
+    /// it to after the commit; otherwise a dispatcher's claim finds it.
+    pub claimed_until: Option<DateTime<Utc>>,
+}
+
+impl NewMessage {
+    /// One `event_type` message with `data` for each of `endpoint_ids`, not leased.
+    pub fn for_endpoints<'a>(
+        endpoint_ids: impl IntoIterator<Item = &'a str>,
+        event_type: &str,
+        data: &Value,
+        at: DateTime<Utc>,
+    ) -> QueryResult<Vec<NewMessage>> {
+        let body = body_of(event_type, data, at)?;
+        Ok(endpoint_ids
+            .into_iter()
+            .map(|endpoint| NewMessage {
+                id: WebhookMessageId::generate(),
+                endpoint_id: endpoint.to_owned(),
+                event_type: event_type.to_owned(),
+                body: body.clone(),
+                at,
+                claimed_until: None,
+            })
+            .collect())
+    }
+
+    /// The message as a dispatcher sends it, for a leased message handed over after the
+    /// commit: what a claim would have read back.
+    pub fn handed_over(&self, tenant: &TenantId, endpoint: &Subscriber) -> ClaimedMessage {
+        ClaimedMessage {
+            id: self.id.to_string(),
+            tenant_id: tenant.to_string(),
+            endpoint_id: self.endpoint_id.clone(),
+            event_type: self.event_type.clone(),
+            body: self.body.clone(),
+            attempts: 0,
+            url: endpoint.url.clone(),
+            secret: endpoint.secret.clone(),
+            previous_secret: endpoint.previous_secret.clone(),
+            previous_secret_expires_at: endpoint.previous_secret_expires_at,
+        }
+    }
+}
+
+/// Inserts messages in one statement, in the caller's transaction. Takes a shared
+/// reference so it can be sent to Postgres with the transaction's other writes.
+pub async fn insert_new(
+    mut conn: &AsyncPgConnection,
+    tenant: &TenantId,
+    messages: &[NewMessage],
+) -> QueryResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            (
+                webhook_messages::id.eq(m.id.as_str()),
+                webhook_messages::tenant_id.eq(tenant.as_str()),
+                webhook_messages::endpoint_id.eq(m.endpoint_id.as_str()),
+                webhook_messages::event_type.eq(m.event_type.as_str()),
+                webhook_messages::body.eq(m.body.as_str()),
+                webhook_messages::status.eq(STATUS_PENDING),
+                webhook_messages::next_attempt_at.eq(Some(m.at)),
+                webhook_messages::claimed_until.eq(m.claimed_until),
+                webhook_messages::created_at.eq(m.at),
+            )
+        })
+        .collect();
+    diesel::insert_into(webhook_messages::table)
+        .values(rows)
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
 }
 
 /// Queues one message for every enabled endpoint of the tenant subscribed to `event_type`,
@@ -416,7 +505,7 @@ pub async fn enqueue_for_event(
     let endpoints: Vec<String> = subscribers(conn, tenant, &[event_type])
         .await?
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|s| s.id)
         .collect();
     enqueue_for_endpoints(conn, tenant, &endpoints, event_type, data, at).await
 }
@@ -433,21 +522,11 @@ pub async fn enqueue_test(
     if get_endpoint(conn, tenant, endpoint).await?.is_none() {
         return Ok(None);
     }
-    let body = body_of(
-        TEST,
-        json!({ "endpoint_id": endpoint.as_str(), "message": "A test delivery from Redress." }),
-        now,
-    )?;
-    let ids = insert_messages(
-        conn,
-        tenant,
-        &[endpoint.as_str().to_owned()],
-        TEST,
-        &body,
-        now,
-    )
-    .await?;
-    Ok(ids.into_iter().next())
+    let data =
+        json!({ "endpoint_id": endpoint.as_str(), "message": "A test delivery from Redress." });
+    let messages = NewMessage::for_endpoints([endpoint.as_str()], TEST, &data, now)?;
+    insert_new(conn, tenant, &messages).await?;
+    Ok(messages.into_iter().next().map(|m| m.id))
 }
 
 /// Filters of the delivery log.
@@ -1060,7 +1139,7 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-21T08:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let body = body_of("complaint.routed", json!({"complaint_id": "cmp_1"}), at).unwrap();
+        let body = body_of("complaint.routed", &json!({"complaint_id": "cmp_1"}), at).unwrap();
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["type"], "complaint.routed");
         assert_eq!(v["timestamp"], "2026-11-21T08:00:00.000Z");

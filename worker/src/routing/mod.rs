@@ -15,6 +15,7 @@ use redress_shared::{
     domain::events::{self, QueueMessage},
     ids::{ComplaintId, TenantId},
     routing::cases::{self, BatchError, RouteOutcome, RouteRequest},
+    webhooks::store::ClaimedMessage,
 };
 
 pub use redress_shared::routing::cases::{escalate, CaseError, EscalationOutcome};
@@ -102,8 +103,32 @@ pub async fn process_batch(
     pool: &PgPool,
     messages: &[QueueMessage],
 ) -> Result<Vec<Outcome>, ProcessError> {
+    Ok(process_batch_handing_over(pool, messages, None)
+        .await?
+        .outcomes)
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// One per message, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Webhook messages inserted leased, for this process's dispatcher once committed.
+    pub handed_over: Vec<ClaimedMessage>,
+    /// Webhook messages were (or may have been) queued that only a claim sends.
+    pub queued_for_claim: bool,
+}
+
+/// The same, inserting the new cases' webhook messages leased for `lease` (when given) and
+/// returning them for the caller's dispatcher to send once the transaction has committed
+/// (`cases::route_many`).
+pub async fn process_batch_handing_over(
+    pool: &PgPool,
+    messages: &[QueueMessage],
+    lease: Option<std::time::Duration>,
+) -> Result<BatchOutcome, ProcessError> {
     let Some(first) = messages.first() else {
-        return Ok(Vec::new());
+        return Ok(BatchOutcome::default());
     };
     let tenant =
         TenantId::parse(&first.tenant_id).map_err(|e| ProcessError::Permanent(e.to_string()))?;
@@ -129,8 +154,18 @@ pub async fn process_batch(
     let mut conn = pool.get().await.map_err(db::DbError::from)?;
     // The tenant comes from the messages, and is set before anything is read: with
     // row-level security a message naming the wrong tenant finds no complaint at all.
-    let outcomes = db::tenant::transaction(&mut conn, &tenant, async |conn| {
-        cases::route_many(conn, &tenant, &requests, Utc::now(), CONSUMER)
+    let now = Utc::now();
+    let lease_until = match lease.map(chrono::Duration::from_std) {
+        Some(Ok(lease)) => Some(now + lease),
+        Some(Err(_)) => {
+            return Err(ProcessError::Permanent(
+                "the webhook lease is out of range".into(),
+            ))
+        }
+        None => None,
+    };
+    let routed = db::tenant::transaction(&mut conn, &tenant, async |conn| {
+        cases::route_many(conn, &tenant, &requests, now, CONSUMER, lease_until)
             .await
             .map_err(|BatchError { index, error }| match (error, index) {
                 (CaseError::NotFound, Some(i)) => ProcessError::Permanent(format!(
@@ -141,7 +176,11 @@ pub async fn process_batch(
             })
     })
     .await?;
-    Ok(outcomes.into_iter().map(outcome_of).collect())
+    Ok(BatchOutcome {
+        outcomes: routed.outcomes.into_iter().map(outcome_of).collect(),
+        handed_over: routed.handed_over,
+        queued_for_claim: routed.queued_for_claim,
+    })
 }
 
 fn outcome_of(outcome: Option<RouteOutcome>) -> Outcome {

@@ -11,10 +11,21 @@
 //! Each round is claim (one statement, committed), send (no transaction open), record (one
 //! short transaction). A dispatcher that dies mid-send leaves a lease that expires; the
 //! message is then sent again with the same webhook-id, which receivers deduplicate on.
+//!
+//! The router of the same process skips the claim for the messages of the cases it routes:
+//! it inserts them already leased to this dispatcher and hands them over once committed
+//! ([`DispatchHandle::hand_over`]). Under load the claim and its read-back were the largest
+//! cost of the webhook leg in Postgres (docs/PERFORMANCE.md). A handed-over message keeps
+//! the same limits (it waits for a slot of the process and of its endpoint), and one this
+//! process will not send is given back to the claim; if the process dies first, its lease
+//! expires as a claimed message's does.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, OnceLock,
+    },
     time::Duration,
 };
 
@@ -36,7 +47,7 @@ use tokio::{
     },
     task::JoinSet,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Most messages claimed in one statement, however many permits are free.
 const MAX_BATCH: usize = 100;
@@ -68,7 +79,19 @@ struct Inner {
     wake: Arc<Notify>,
     /// Where deliveries go to be recorded together; started at the first delivery.
     recorder: OnceLock<UnboundedSender<Recording>>,
+    /// The attempts of messages the router handed over, those waiting for a slot, and what
+    /// gives back those it will not send; closed when the dispatcher stops, which then
+    /// waits for them.
+    handed: TaskTracker,
+    /// Handed-over messages waiting for a slot.
+    waiting: AtomicUsize,
+    /// Cancelled when the dispatcher stops: messages still waiting are given back.
+    stopping: CancellationToken,
 }
+
+/// Most handed-over messages one process keeps waiting for a slot; more are given back to
+/// the claim. Bounds what a process holds leased but unsent if it dies.
+const MAX_WAITING: usize = 1024;
 
 /// A delivery waiting to be recorded, and who to tell once it is.
 struct Recording {
@@ -116,15 +139,86 @@ async fn record_loop(pool: PgPool, mut waiting: UnboundedReceiver<Recording>) {
     }
 }
 
-/// Wakes a dispatcher: new messages are committed.
+/// What the router of the same process holds of the dispatcher.
 #[derive(Clone)]
-pub struct DispatchWaker(Arc<Notify>);
+pub struct DispatchHandle(Dispatcher);
 
-impl DispatchWaker {
+impl DispatchHandle {
+    /// New messages are committed that a claim must find.
     pub fn wake(&self) {
         // One stored permit however many wake-ups arrive meanwhile: a busy router costs
         // one claim per round of the dispatcher, not one per message.
-        self.0.notify_one();
+        self.0.inner.wake.notify_one();
+    }
+
+    /// How long the router leases the messages it hands over: as long as a claim would.
+    pub fn lease(&self) -> Duration {
+        self.0.inner.lease
+    }
+
+    /// Sends messages the router inserted leased to this dispatcher, now committed, without
+    /// a claim. Each starts as soon as it has a slot (of the process and of its endpoint),
+    /// in the order handed over; up to [`MAX_WAITING`] per process wait for one, for at
+    /// most half their lease. A message that would wait beyond either is given back to the
+    /// claim (its lease cleared) and the dispatcher woken to claim it, as is every message
+    /// handed over while the dispatcher stops. Returns at once.
+    pub fn hand_over(&self, messages: Vec<ClaimedMessage>) {
+        if messages.is_empty() {
+            return;
+        }
+        let dispatcher = &self.0;
+        let inner = &dispatcher.inner;
+        let mut give_back = Vec::new();
+        for message in messages {
+            if inner.handed.is_closed() {
+                // Stopping: the claim of the next process takes it.
+                give_back.push(message);
+                continue;
+            }
+            let endpoint = dispatcher.endpoint_semaphore(&message.endpoint_id);
+            let now = (
+                inner.global.clone().try_acquire_owned(),
+                endpoint.clone().try_acquire_owned(),
+            );
+            if let (Ok(global), Ok(endpoint)) = now {
+                let this = dispatcher.clone();
+                inner
+                    .handed
+                    .spawn(async move { this.attempt(message, (endpoint, global)).await });
+                continue;
+            }
+            let waiting = inner.waiting.fetch_add(1, Ordering::Relaxed);
+            if waiting >= MAX_WAITING {
+                inner.waiting.fetch_sub(1, Ordering::Relaxed);
+                give_back.push(message);
+                continue;
+            }
+            let this = dispatcher.clone();
+            inner.handed.spawn(async move {
+                // Leased for `lease`: waiting much longer would let another process claim
+                // it while it still waits here.
+                let permits = tokio::time::timeout(this.inner.lease / 2, async {
+                    let endpoint = endpoint.acquire_owned().await.ok()?;
+                    let global = this.inner.global.clone().acquire_owned().await.ok()?;
+                    Some((endpoint, global))
+                });
+                let permits = tokio::select! {
+                    p = permits => p.ok().flatten(),
+                    _ = this.inner.stopping.cancelled() => None,
+                };
+                this.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+                match permits {
+                    Some(permits) => this.attempt(message, permits).await,
+                    None => this.give_back(vec![message]).await,
+                }
+            });
+        }
+        if !give_back.is_empty() {
+            let this = dispatcher.clone();
+            inner
+                .handed
+                .spawn(async move { this.give_back(give_back).await });
+        }
     }
 }
 
@@ -152,13 +246,16 @@ impl Dispatcher {
                 disable_after: Duration::from_secs(settings.disable_after_hours * 3600),
                 wake: Arc::new(Notify::new()),
                 recorder: OnceLock::new(),
+                handed: TaskTracker::new(),
+                waiting: AtomicUsize::new(0),
+                stopping: CancellationToken::new(),
             }),
         }
     }
 
-    /// What the router rings after committing webhook messages.
-    pub fn waker(&self) -> DispatchWaker {
-        DispatchWaker(self.inner.wake.clone())
+    /// What the router of this process wakes and hands messages to.
+    pub fn handle(&self) -> DispatchHandle {
+        DispatchHandle(self.clone())
     }
 
     /// Counts every attempt in the process's metrics.
@@ -219,7 +316,10 @@ impl Dispatcher {
                 Some(_) = tasks.join_next(), if wake_on_completion && !tasks.is_empty() => {}
             }
         }
+        self.inner.handed.close();
+        self.inner.stopping.cancel();
         while tasks.join_next().await.is_some() {}
+        self.inner.handed.wait().await;
         tracing::info!("webhook dispatcher stopped");
     }
 
@@ -321,6 +421,23 @@ impl Dispatcher {
             store::release(&mut conn, &give_back).await?;
         }
         Ok(started)
+    }
+
+    /// Clears the lease of messages handed over that this process will not send, and wakes
+    /// the claim to send them.
+    async fn give_back(&self, messages: Vec<ClaimedMessage>) {
+        let released = async {
+            let mut conn = self.inner.pool.get().await?;
+            store::release(&mut conn, &messages)
+                .await
+                .map_err(DbError::from)
+        }
+        .await;
+        if let Err(error) = released {
+            // They are sent when their lease ends instead.
+            tracing::warn!(%error, messages = messages.len(), "cannot give back webhook messages not started");
+        }
+        self.inner.wake.notify_one();
     }
 
     /// Sends one message once and records what happened. The permits are held while the
