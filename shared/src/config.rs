@@ -286,14 +286,17 @@ batch_size = 200
 lease_secs = 30
 
 [worker]
-# Routing transactions in flight per worker. Each routes a batch, so four keep two cores
-# busy while one waits on Postgres. With eight, the router's queries crowded intake's on
-# the same cores: in the closed loop intake reached 623 a second, against 880 with four
-# (and the relay's 10 ms gap; see docs/PERFORMANCE.md). Prefetch leaves a batch ready
-# for each transaction when the hub is busy.
-concurrency = 4
-prefetch = 64
-batch_size = 16
+# Routing transactions in flight per worker. One: it routes up to a batch of what has
+# arrived in one transaction, so under load batches grow to take the backlog and one
+# transaction keeps up; fewer router backends leave the cores to intake. On two shared
+# cores, at half the closed-loop maximum, one transaction of up to 64 gave intake p99
+# 13 ms, routed p99 84 ms and webhook p99 114 ms; two of up to 32 gave 30, 190 and
+# 254 ms, and four of up to 16 gave 49, 167 and 236 ms (docs/PERFORMANCE.md, session 5).
+# Scale routing out with more worker processes (docs/SCALING.md). Prefetch keeps the next
+# batch ready while one is applied.
+concurrency = 1
+prefetch = 128
+batch_size = 64
 max_deliveries = 5
 
 [http]
