@@ -395,3 +395,82 @@ async fn an_oversized_body_is_refused_with_413_problem_json() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updated_since_lists_the_complaints_changed_since_then_whatever_changed_them() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let v: Value = app
+            .file(&token, &example_complaint())
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The last one is withdrawn, the first gets evidence: both change after `since`.
+    let r = app
+        .http
+        .post(app.url(&format!("/v1/complaints/{}/withdraw", ids[2])))
+        .bearer_auth(&token)
+        .json(&json!({"reason": "settled with the provider"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = app
+        .http
+        .post(app.url(&format!("/v1/complaints/{}/evidence", ids[0])))
+        .bearer_auth(&token)
+        .json(&json!({"evidence": [{"kind": "contract", "description": "合同"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    let listed = |query: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let (status, page) = app
+                .get_json(token, &format!("/v1/complaints?{query}"))
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .replace('+', "%2B")
+    };
+    assert_eq!(
+        listed(format!("updated_since={}", at(since))).await,
+        [ids[0].clone(), ids[2].clone()],
+        "the changed ones, in filing order, each once"
+    );
+    assert_eq!(listed(format!("updated_since={}", at(before))).await, ids);
+    assert_eq!(
+        listed(format!("updated_since={}&status=withdrawn", at(since))).await,
+        [ids[2].clone()]
+    );
+    assert_eq!(
+        listed(format!("updated_since={}&limit=1", at(since))).await,
+        [ids[0].clone()]
+    );
+    app.stop().await;
+}
