@@ -286,15 +286,15 @@ batch_size = 200
 lease_secs = 30
 
 [worker]
-# Routing transactions in flight per worker. One: it routes up to a batch of what has
-# arrived in one transaction, so under load batches grow to take the backlog and one
-# transaction keeps up; fewer router backends leave the cores to intake. On two shared
-# cores, at half the closed-loop maximum, one transaction of up to 64 gave intake p99
-# 13 ms, routed p99 84 ms and webhook p99 114 ms; two of up to 32 gave 30, 190 and
-# 254 ms, and four of up to 16 gave 49, 167 and 236 ms (docs/PERFORMANCE.md, session 5).
+# Routing transactions in flight per worker. Each routes up to a batch of what has
+# arrived, so under load the batches grow to take the backlog; two transactions of up to
+# 64 keep up where one could not (one at a time, routing's round trips bound it), and
+# leave the cores to intake where four or eight crowded its queries. Measured on two
+# shared cores at half the closed-loop maximum (docs/PERFORMANCE.md, session 5): two of
+# up to 64 kept up at 502/s (routed p99 122 ms); one of up to 64 fell behind at 539/s.
 # Scale routing out with more worker processes (docs/SCALING.md). Prefetch keeps the next
-# batch ready while one is applied.
-concurrency = 1
+# batches ready while these are applied.
+concurrency = 2
 prefetch = 128
 batch_size = 64
 max_deliveries = 5
