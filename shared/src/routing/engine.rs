@@ -188,10 +188,13 @@ pub fn climb(routing: &CompiledRouting, ladder: &str, from: usize, facts: &Facts
         return out;
     };
     let l = &routing.data.ladders[li];
+    // Built at the first check, once for the climb.
+    let mut context = None;
     for (i, rung) in l.rungs.iter().enumerate().skip(from) {
         let mut ineligible = None;
         for (check, condition) in rung.eligibility.iter().zip(&routing.rung_checks[li][i]) {
-            match condition.evaluate(facts) {
+            let context = context.get_or_insert_with(|| super::expr::FactsContext::new(facts));
+            match condition.evaluate_in(context) {
                 Ok(true) => {}
                 Ok(false) => {
                     ineligible = Some(check.reason.clone());
@@ -303,6 +306,7 @@ pub fn decide(routing: &CompiledRouting, input: &ComplaintInput, today: NaiveDat
         .cloned()
         .collect();
 
+    let context = super::expr::FactsContext::new(&facts);
     let mut rules = Vec::with_capacity(data.rules.len());
     let mut deciding: Option<usize> = None;
     let mut parallel: Vec<TrackPlan> = Vec::new();
@@ -311,7 +315,7 @@ pub fn decide(routing: &CompiledRouting, input: &ComplaintInput, today: NaiveDat
         let (matched, error) = if !rule.enabled {
             (false, None)
         } else {
-            match routing.rule_conditions[i].evaluate(&facts) {
+            match routing.rule_conditions[i].evaluate_in(&context) {
                 Ok(m) => (m, None),
                 Err(e) => (false, Some(e)),
             }
