@@ -235,39 +235,50 @@ pub async fn find_for_update(
         .optional()
 }
 
-/// [`set_state`] for a caller holding the row's lock that numbers the event announcing the
-/// change itself (`last_sequence` becomes `sequence`), so the event can be written in the
-/// same round trip ([`insert_event`]). Takes a shared reference for that.
-#[allow(clippy::too_many_arguments)]
-pub async fn set_state_numbered(
+/// Moves several new cases of one tenant to the same `status` with no missing evidence, in
+/// one statement, for a caller holding their rows' locks that numbers the events announcing
+/// the change itself: each `(id, rungs, sequence)` gets its rungs, and `last_sequence`
+/// becomes its event's number, so the events can be written in the same round trip
+/// ([`insert_events`]). The rows must be locked by the caller. An error if not
+/// every row was found (the caller rolls back).
+pub async fn set_states_numbered(
     mut conn: &AsyncPgConnection,
     tenant: &TenantId,
-    id: &ComplaintId,
     status: Status,
-    rungs: &Value,
-    missing_evidence: &[String],
-    sequence: i32,
+    cases: &[(&ComplaintId, &Value, i32)],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(
-        complaints::table
-            .filter(complaints::id.eq(id.as_str()))
-            .filter(complaints::tenant_id.eq(tenant.as_str())),
+    use diesel::sql_types::{Array, Integer, Jsonb, Text, Timestamptz};
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = cases.iter().map(|(id, _, _)| id.as_str()).collect();
+    let rungs: Vec<&Value> = cases.iter().map(|(_, r, _)| *r).collect();
+    let sequences: Vec<i32> = cases.iter().map(|(_, _, n)| *n).collect();
+    // One statement for the batch: a statement per row cost its executor start-up and
+    // checks again for each (docs/PERFORMANCE.md).
+    let updated = diesel::sql_query(
+        "UPDATE complaints c SET status = $1, current_rungs = u.rungs, \
+                missing_evidence = '{}', updated_at = $2, last_sequence = u.sequence \
+         FROM unnest($3::text[], $4::jsonb[], $5::int[]) AS u(id, rungs, sequence) \
+         WHERE c.tenant_id = $6 AND c.id = u.id",
     )
-    .set((
-        complaints::status.eq(status.as_str()),
-        complaints::current_rungs.eq(rungs),
-        complaints::missing_evidence.eq(missing_evidence),
-        complaints::updated_at.eq(now),
-        complaints::last_sequence.eq(sequence),
-    ))
+    .bind::<Text, _>(status.as_str())
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<Jsonb>, _>(&rungs)
+    .bind::<Array<Integer>, _>(&sequences)
+    .bind::<Text, _>(tenant.as_str())
     .execute(&mut conn)
-    .await
-    .map(|_| ())
+    .await?;
+    if updated != cases.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    Ok(())
 }
 
 /// Writes an event built by the caller (numbered under the complaint row's lock; see
-/// [`set_state_numbered`]). Its webhooks are the caller's to queue, in the same
+/// [`set_states_numbered`]). Its webhooks are the caller's to queue, in the same
 /// transaction (`webhooks::complaint_events::enqueue_known`).
 pub async fn insert_event(conn: &AsyncPgConnection, event: &EventRow) -> QueryResult<()> {
     insert_events(conn, &[event]).await

@@ -475,8 +475,8 @@ struct NewRoute {
 
 impl NewRoute {
     /// Writes the new cases of a batch in one round trip: the clocks of every case, their
-    /// routing states, their events and their webhook messages each in one statement, and
-    /// each case's state. The error names no case: any one fails the batch. Returns the
+    /// routing states, their complaints' states, their events and their webhook messages,
+    /// each in one statement. The error names no case: any one fails the batch. Returns the
     /// messages leased until `lease_until` (see [`route_many`]), and whether any message
     /// was inserted unleased.
     async fn write_all(
@@ -498,6 +498,10 @@ impl NewRoute {
             .map(|w| (&w.complaint, w.version, &w.case))
             .collect();
         let events: Vec<&db::EventRow> = writes.iter().map(|w| &w.event).collect();
+        let states: Vec<_> = writes
+            .iter()
+            .map(|w| (&w.complaint, &w.current, w.event.sequence))
+            .collect();
         let mut messages = Vec::new();
         for w in writes {
             messages.extend(webhooks::complaint_events::messages_known(
@@ -519,16 +523,7 @@ impl NewRoute {
         let (clocks, saved, states, logged, announced) = futures::join!(
             deadlines_hook::PlannedRung::write_first(conn, &planned),
             store::save_cases(conn, tenant, &cases, now),
-            futures::future::try_join_all(writes.iter().map(|w| db::set_state_numbered(
-                conn,
-                tenant,
-                &w.complaint,
-                Status::Routed,
-                &w.current,
-                &[],
-                w.event.sequence,
-                now
-            ))),
+            db::set_states_numbered(conn, tenant, Status::Routed, &states, now),
             db::insert_events(conn, &events),
             webhooks::store::insert_new(conn, tenant, &messages),
         );
