@@ -179,7 +179,7 @@ async fn a_redelivered_message_changes_nothing() {
         .await;
 
     // The very message the outbox sent, sent again (as a broker redelivery would).
-    let message = message_for(&app, &id).await;
+    let message = app.queue_message_for(&id).await;
     let payload = serde_json::to_value(&message).unwrap();
     publish(
         &app,
@@ -303,18 +303,6 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_bounded_attempts_an
     app.stop().await;
 }
 
-/// The queue message the outbox holds for a complaint.
-async fn message_for(app: &TestApp, id: &str) -> QueueMessage {
-    let mut conn = app.db().await;
-    let payload: Value = diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!(
-        "SELECT payload FROM outbox WHERE payload->>'complaint_id' = '{id}'"
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    serde_json::from_value(payload).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_routes_each_of_its_complaints_once_or_changes_nothing() {
     use redress_worker::routing::{process, process_batch, Outcome, ProcessError};
@@ -334,7 +322,7 @@ async fn a_batch_routes_each_of_its_complaints_once_or_changes_nothing() {
             .as_str()
             .unwrap()
             .to_owned();
-        messages.push(message_for(&app, &id).await);
+        messages.push(app.queue_message_for(&id).await);
     }
     let pool = redress_shared::db::pool(app.settings.database_url.expose(), 2).unwrap();
     let routed = |o: &Outcome| matches!(o, Outcome::Routed { .. });

@@ -1481,21 +1481,6 @@ async fn deliveries_recorded_together_skip_a_message_whose_endpoint_was_deleted_
     case.finish().await;
 }
 
-/// The queue message the outbox holds for a complaint.
-async fn queue_message_for(
-    app: &TestApp,
-    id: &str,
-) -> redress_shared::domain::events::QueueMessage {
-    let mut conn = app.db().await;
-    let payload: Value = diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!(
-        "SELECT payload FROM outbox WHERE payload->>'complaint_id' = '{id}'"
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    serde_json::from_value(payload).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routed_cases_hand_their_webhooks_leased_to_the_dispatcher_and_a_throttled_endpoint_leaves_them_to_the_claim(
 ) {
@@ -1532,7 +1517,7 @@ async fn routed_cases_hand_their_webhooks_leased_to_the_dispatcher_and_a_throttl
             .as_str()
             .unwrap()
             .to_owned();
-        messages.push(queue_message_for(&app, &id).await);
+        messages.push(app.queue_message_for(&id).await);
     }
 
     let pool = db::pool(app.settings.database_url.expose(), 2).unwrap();
@@ -1650,7 +1635,7 @@ async fn routed_cases_hand_their_webhooks_leased_to_the_dispatcher_and_a_throttl
         .as_str()
         .unwrap()
         .to_owned();
-    let third = queue_message_for(&app, &id).await;
+    let third = app.queue_message_for(&id).await;
     let done = process_batch_handing_over(&pool, &[third], Some(lease))
         .await
         .unwrap();

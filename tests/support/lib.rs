@@ -372,6 +372,21 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The queue message the outbox holds for a complaint (what the router is sent).
+    pub async fn queue_message_for(
+        &self,
+        complaint_id: &str,
+    ) -> redress_shared::domain::events::QueueMessage {
+        let mut conn = self.db().await;
+        let payload: Value = diesel::dsl::sql::<diesel::sql_types::Jsonb>(&format!(
+            "SELECT payload FROM outbox WHERE payload->>'complaint_id' = '{complaint_id}'"
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        serde_json::from_value(payload).unwrap()
+    }
+
     /// A connection as the owner (sees every tenant), for setup and inspection.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.database_url)
