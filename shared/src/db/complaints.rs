@@ -277,14 +277,9 @@ pub async fn set_states_numbered(
     Ok(())
 }
 
-/// Writes an event built by the caller (numbered under the complaint row's lock; see
-/// [`set_states_numbered`]). Its webhooks are the caller's to queue, in the same
-/// transaction (`webhooks::complaint_events::enqueue_known`).
-pub async fn insert_event(conn: &AsyncPgConnection, event: &EventRow) -> QueryResult<()> {
-    insert_events(conn, &[event]).await
-}
-
-/// Inserts events already numbered, in one statement (a routing batch's, for one).
+/// Inserts events built and numbered by the caller under their complaints' locks (see
+/// [`set_states_numbered`]), in one statement. Their webhooks are the caller's to queue, in
+/// the same transaction (`webhooks::complaint_events::messages_known`).
 pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[&EventRow]) -> QueryResult<()> {
     if events.is_empty() {
         return Ok(());

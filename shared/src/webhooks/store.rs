@@ -155,6 +155,14 @@ fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// When a lease of `lease` taken at `now` ends: by a dispatcher's claim, or given with a
+/// message its router inserts leased. A lease too long to represent ends at the last
+/// representable instant.
+pub fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now.checked_add_signed(to_chrono(lease))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 // ---------------------------------------------------------------------------------------
 // Endpoints (scope webhooks:manage)
 // ---------------------------------------------------------------------------------------
@@ -727,7 +735,7 @@ pub async fn claim_due(
     )
     .bind::<sql_types::Timestamptz, _>(now)
     .bind::<sql_types::BigInt, _>(limit)
-    .bind::<sql_types::Timestamptz, _>(now + to_chrono(lease))
+    .bind::<sql_types::Timestamptz, _>(lease_end(now, lease))
     .bind::<sql_types::Array<sql_types::Text>, _>(busy_ids)
     .bind::<sql_types::Array<sql_types::Integer>, _>(busy_counts)
     .bind::<sql_types::Integer, _>(per_endpoint)

@@ -15,7 +15,7 @@ use redress_shared::{
     domain::events::{self, QueueMessage},
     ids::{ComplaintId, TenantId},
     routing::cases::{self, BatchError, RouteOutcome, RouteRequest},
-    webhooks::store::ClaimedMessage,
+    webhooks::store::{self, ClaimedMessage},
 };
 
 pub use redress_shared::routing::cases::{escalate, CaseError, EscalationOutcome};
@@ -155,15 +155,7 @@ pub async fn process_batch_handing_over(
     // The tenant comes from the messages, and is set before anything is read: with
     // row-level security a message naming the wrong tenant finds no complaint at all.
     let now = Utc::now();
-    let lease_until = match lease.map(chrono::Duration::from_std) {
-        Some(Ok(lease)) => Some(now + lease),
-        Some(Err(_)) => {
-            return Err(ProcessError::Permanent(
-                "the webhook lease is out of range".into(),
-            ))
-        }
-        None => None,
-    };
+    let lease_until = lease.map(|lease| store::lease_end(now, lease));
     let routed = db::tenant::transaction(&mut conn, &tenant, async |conn| {
         cases::route_many(conn, &tenant, &requests, now, CONSUMER, lease_until)
             .await

@@ -83,7 +83,7 @@ struct Inner {
     /// gives back those it will not send; closed when the dispatcher stops, which then
     /// waits for them.
     handed: TaskTracker,
-    /// Handed-over messages waiting for a slot.
+    /// Handed-over messages not yet started (waiting for a slot, or about to take one).
     waiting: AtomicUsize,
     /// Cancelled when the dispatcher stops: messages still waiting are given back.
     stopping: CancellationToken,
@@ -157,15 +157,12 @@ impl DispatchHandle {
     }
 
     /// Sends messages the router inserted leased to this dispatcher, now committed, without
-    /// a claim. Each starts as soon as it has a slot (of the process and of its endpoint),
-    /// in the order handed over; up to [`MAX_WAITING`] per process wait for one, for at
-    /// most half their lease. A message that would wait beyond either is given back to the
-    /// claim (its lease cleared) and the dispatcher woken to claim it, as is every message
-    /// handed over while the dispatcher stops. Returns at once.
+    /// a claim. Each starts as soon as it has a slot (of its endpoint, then of the process;
+    /// the semaphores serve waiters in order); up to [`MAX_WAITING`] per process wait, each
+    /// for at most half its lease. A message that would wait beyond either is given back to
+    /// the claim (its lease cleared) and the dispatcher woken to claim it, as is every
+    /// message handed over while the dispatcher stops. Returns at once.
     pub fn hand_over(&self, messages: Vec<ClaimedMessage>) {
-        if messages.is_empty() {
-            return;
-        }
         let dispatcher = &self.0;
         let inner = &dispatcher.inner;
         let mut give_back = Vec::new();
@@ -175,24 +172,12 @@ impl DispatchHandle {
                 give_back.push(message);
                 continue;
             }
-            let endpoint = dispatcher.endpoint_semaphore(&message.endpoint_id);
-            let now = (
-                inner.global.clone().try_acquire_owned(),
-                endpoint.clone().try_acquire_owned(),
-            );
-            if let (Ok(global), Ok(endpoint)) = now {
-                let this = dispatcher.clone();
-                inner
-                    .handed
-                    .spawn(async move { this.attempt(message, (endpoint, global)).await });
-                continue;
-            }
-            let waiting = inner.waiting.fetch_add(1, Ordering::Relaxed);
-            if waiting >= MAX_WAITING {
+            if inner.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
                 inner.waiting.fetch_sub(1, Ordering::Relaxed);
                 give_back.push(message);
                 continue;
             }
+            let endpoint = dispatcher.endpoint_semaphore(&message.endpoint_id);
             let this = dispatcher.clone();
             inner.handed.spawn(async move {
                 // Leased for `lease`: waiting much longer would let another process claim
