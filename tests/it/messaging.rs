@@ -316,13 +316,7 @@ async fn a_batch_routes_each_of_its_complaints_once_or_changes_nothing() {
     let (_, token) = app.tenant_and_token().await;
     let mut messages = Vec::new();
     for _ in 0..5 {
-        let r = app.file(&token, &example_complaint()).await;
-        assert_eq!(r.status(), 202);
-        let id = r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        messages.push(app.queue_message_for(&id).await);
+        messages.push(app.file_for_router(&token).await);
     }
     let pool = redress_shared::db::pool(app.settings.database_url.expose(), 2).unwrap();
     let routed = |o: &Outcome| matches!(o, Outcome::Routed { .. });

@@ -1511,13 +1511,7 @@ async fn routed_cases_hand_their_webhooks_leased_to_the_dispatcher_and_a_throttl
     .unwrap();
     let mut messages = Vec::new();
     for _ in 0..2 {
-        let r = app.file(&token, &example_complaint()).await;
-        assert_eq!(r.status(), 202);
-        let id = r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        messages.push(app.queue_message_for(&id).await);
+        messages.push(app.file_for_router(&token).await);
     }
 
     let pool = db::pool(app.settings.database_url.expose(), 2).unwrap();
@@ -1630,12 +1624,7 @@ async fn routed_cases_hand_their_webhooks_leased_to_the_dispatcher_and_a_throttl
     }
 
     // A dispatcher that has stopped gives what it is handed back to the claim at once.
-    let r = app.file(&token, &example_complaint()).await;
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let third = app.queue_message_for(&id).await;
+    let third = app.file_for_router(&token).await;
     let done = process_batch_handing_over(&pool, &[third], Some(lease))
         .await
         .unwrap();

@@ -372,6 +372,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Files the example complaint and returns the queue message its intake committed, for
+    /// a test that routes it itself.
+    pub async fn file_for_router(
+        &self,
+        token: &str,
+    ) -> redress_shared::domain::events::QueueMessage {
+        let r = self.file(token, &example_complaint()).await;
+        assert_eq!(r.status(), 202);
+        let filed: Value = r.json().await.unwrap();
+        self.queue_message_for(filed["id"].as_str().unwrap()).await
+    }
+
     /// The queue message the outbox holds for a complaint (what the router is sent).
     pub async fn queue_message_for(
         &self,
