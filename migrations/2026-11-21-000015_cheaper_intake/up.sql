@@ -14,9 +14,11 @@ ALTER TABLE idempotency_keys VALIDATE CONSTRAINT idempotency_keys_tenant_client_
 
 -- 2. A routing event's data (the decision and why: about 4.7 kB of JSON) and the larger
 --    complaint rows and webhook bodies pass the 2 kB at which Postgres compresses a row,
---    and pglz was a visible share of Postgres's CPU under load (perf). lz4 compresses
---    several times faster at a similar size. Only new values are compressed with it; old
---    ones stay readable. A server built without lz4 keeps pglz.
+--    and pglz_compress was about 1 % of the machine's CPU under load (perf, at 330
+--    complaints a second). Measured on this server: 20,000 inserts of a 4.3 kB routing-like
+--    JSON took 0.91 s with lz4 against 1.18 s with pglz, at 463 against 421 bytes stored.
+--    Only new values are compressed with it; old ones stay readable. A server built
+--    without lz4 keeps pglz.
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_settings

@@ -291,7 +291,7 @@ lease_secs = 30
 # 64 keep up where one could not (one at a time, routing's round trips bound it), and
 # leave the cores to intake where four or eight crowded its queries. Measured on two
 # shared cores at half the closed-loop maximum (docs/PERFORMANCE.md, session 5): two of
-# up to 64 kept up at 502/s (routed p99 122 ms); one of up to 64 fell behind at 539/s.
+# up to 64 kept up at 502/s (routed p99 122 ms); one of up to 64 fell behind at 542/s.
 # Scale routing out with more worker processes (docs/SCALING.md). Prefetch keeps the next
 # batches ready while these are applied.
 concurrency = 2
