@@ -257,18 +257,20 @@ pub async fn set_states_numbered(
     let sequences: Vec<i32> = cases.iter().map(|(_, _, n)| *n).collect();
     // One statement for the batch: a statement per row cost its executor start-up and
     // checks again for each (docs/PERFORMANCE.md).
-    let updated = diesel::sql_query(
-        "UPDATE complaints c SET status = $1, current_rungs = u.rungs, \
-                missing_evidence = '{}', updated_at = $2, last_sequence = u.sequence \
-         FROM unnest($3::text[], $4::jsonb[], $5::int[]) AS u(id, rungs, sequence) \
-         WHERE c.tenant_id = $6 AND c.id = u.id",
+    let updated = super::prepared::reuse(
+        diesel::sql_query(
+            "UPDATE complaints c SET status = $1, current_rungs = u.rungs, \
+                    missing_evidence = '{}', updated_at = $2, last_sequence = u.sequence \
+             FROM unnest($3::text[], $4::jsonb[], $5::int[]) AS u(id, rungs, sequence) \
+             WHERE c.tenant_id = $6 AND c.id = u.id",
+        )
+        .bind::<Text, _>(status.as_str())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<Jsonb>, _>(&rungs)
+        .bind::<Array<Integer>, _>(&sequences)
+        .bind::<Text, _>(tenant.as_str()),
     )
-    .bind::<Text, _>(status.as_str())
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<Text>, _>(&ids)
-    .bind::<Array<Jsonb>, _>(&rungs)
-    .bind::<Array<Integer>, _>(&sequences)
-    .bind::<Text, _>(tenant.as_str())
     .execute(&mut conn)
     .await?;
     if updated != cases.len() {

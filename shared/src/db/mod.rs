@@ -3,6 +3,7 @@
 pub mod client_auth;
 pub mod complaints;
 pub mod intake;
+pub mod prepared;
 pub mod schema;
 pub mod signing_keys;
 pub mod tenant;

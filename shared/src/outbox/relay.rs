@@ -21,7 +21,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{amqp::Topology, config::Settings, db::PgPool};
+use crate::{
+    amqp::Topology,
+    config::Settings,
+    db::{prepared::reuse, PgPool},
+};
 
 /// Shortest time between the starts of two rounds of a relay that is keeping up: at most
 /// this much more on a complaint's way to the router, against a round per intake commit.
@@ -267,11 +271,13 @@ impl Relay {
     /// through a SECURITY DEFINER function (migration 000006); the statement commits alone.
     async fn claim(&self) -> Result<Vec<Claimed>, crate::db::DbError> {
         let mut conn = self.pool.get().await?;
-        let rows = diesel::sql_query(
-            "SELECT id, message_id, tenant_id, routing_key, payload FROM redress_claim_outbox($1, $2)",
+        let rows = reuse(
+            diesel::sql_query(
+                "SELECT id, message_id, tenant_id, routing_key, payload FROM redress_claim_outbox($1, $2)",
+            )
+            .bind::<sql_types::Double, _>(self.lease_secs as f64)
+            .bind::<sql_types::BigInt, _>(self.batch),
         )
-        .bind::<sql_types::Double, _>(self.lease_secs as f64)
-        .bind::<sql_types::BigInt, _>(self.batch)
         .load::<Claimed>(&mut conn)
         .await?;
         let mut rows = rows;
@@ -312,13 +318,14 @@ impl Relay {
                 // router deduplicates on their id.
                 crate::db::tenant::relax_durability(conn).await?;
                 if !sent.is_empty() {
-                    diesel::update(outbox::table.filter(outbox::id.eq_any(&sent)))
-                        .set((
+                    reuse(
+                        diesel::update(outbox::table.filter(outbox::id.eq_any(&sent))).set((
                             outbox::sent_at.eq(diesel::dsl::now),
                             outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
-                        ))
-                        .execute(conn)
-                        .await?;
+                        )),
+                    )
+                    .execute(conn)
+                    .await?;
                 }
                 for (id, error) in &failed {
                     diesel::update(outbox::table.filter(outbox::id.eq(id)))

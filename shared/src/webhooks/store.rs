@@ -23,6 +23,7 @@ use super::{
     sender::DeliveryOutcome,
     signing::{generate_secret, SecretError, SigningKey},
 };
+use crate::db::prepared::reuse;
 use crate::ids::{TenantId, WebhookEndpointId};
 
 pub const STATUS_PENDING: &str = "pending";
@@ -730,15 +731,17 @@ pub async fn claim_due(
     }
     let (busy_ids, busy_counts): (Vec<&str>, Vec<i32>) =
         in_flight.iter().map(|(id, n)| (id.as_str(), *n)).unzip();
-    let leased: Vec<Leased> = diesel::sql_query(
-        "SELECT id, tenant_id FROM redress_claim_webhook_messages($1, $2, $3, $4, $5, $6)",
+    let leased: Vec<Leased> = reuse(
+        diesel::sql_query(
+            "SELECT id, tenant_id FROM redress_claim_webhook_messages($1, $2, $3, $4, $5, $6)",
+        )
+        .bind::<sql_types::Timestamptz, _>(now)
+        .bind::<sql_types::BigInt, _>(limit)
+        .bind::<sql_types::Timestamptz, _>(lease_end(now, lease))
+        .bind::<sql_types::Array<sql_types::Text>, _>(busy_ids)
+        .bind::<sql_types::Array<sql_types::Integer>, _>(busy_counts)
+        .bind::<sql_types::Integer, _>(per_endpoint),
     )
-    .bind::<sql_types::Timestamptz, _>(now)
-    .bind::<sql_types::BigInt, _>(limit)
-    .bind::<sql_types::Timestamptz, _>(lease_end(now, lease))
-    .bind::<sql_types::Array<sql_types::Text>, _>(busy_ids)
-    .bind::<sql_types::Array<sql_types::Integer>, _>(busy_counts)
-    .bind::<sql_types::Integer, _>(per_endpoint)
     .load(conn)
     .await?;
     let mut by_tenant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -750,14 +753,16 @@ pub async fn claim_due(
         let tenant = TenantId::from_trusted(tenant);
         let rows: Vec<ClaimedMessage> =
             crate::db::tenant::transaction(conn, &tenant, async |conn| {
-                diesel::sql_query(
-                    "SELECT m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts, \
-                            e.url, e.secret, e.previous_secret, e.previous_secret_expires_at \
-                     FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id \
-                     WHERE m.id = ANY($1) AND m.tenant_id = $2",
+                reuse(
+                    diesel::sql_query(
+                        "SELECT m.id, m.tenant_id, m.endpoint_id, m.event_type, m.body, m.attempts, \
+                                e.url, e.secret, e.previous_secret, e.previous_secret_expires_at \
+                         FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id \
+                         WHERE m.id = ANY($1) AND m.tenant_id = $2",
+                    )
+                    .bind::<sql_types::Array<sql_types::Text>, _>(&ids)
+                    .bind::<sql_types::Text, _>(tenant.as_str()),
                 )
-                .bind::<sql_types::Array<sql_types::Text>, _>(&ids)
-                .bind::<sql_types::Text, _>(tenant.as_str())
                 .load(conn)
                 .await
             })
@@ -839,21 +844,23 @@ pub async fn record_delivered(
             },
             async {
                 let mut c = shared;
-                diesel::update(
-                    webhook_messages::table
-                        .filter(webhook_messages::id.eq_any(&ids))
-                        .filter(webhook_messages::status.eq(STATUS_PENDING)),
+                reuse(
+                    diesel::update(
+                        webhook_messages::table
+                            .filter(webhook_messages::id.eq_any(&ids))
+                            .filter(webhook_messages::status.eq(STATUS_PENDING)),
+                    )
+                    .set((
+                        webhook_messages::status.eq(STATUS_DELIVERED),
+                        // The message is leased to this dispatcher: nothing else counted an
+                        // attempt since the claim read `attempts`.
+                        webhook_messages::attempts.eq(webhook_messages::attempts + 1),
+                        webhook_messages::next_attempt_at.eq(None::<DateTime<Utc>>),
+                        webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
+                        webhook_messages::last_error.eq(None::<String>),
+                        webhook_messages::delivered_at.eq(Some(now)),
+                    )),
                 )
-                .set((
-                    webhook_messages::status.eq(STATUS_DELIVERED),
-                    // The message is leased to this dispatcher: nothing else counted an
-                    // attempt since the claim read `attempts`.
-                    webhook_messages::attempts.eq(webhook_messages::attempts + 1),
-                    webhook_messages::next_attempt_at.eq(None::<DateTime<Utc>>),
-                    webhook_messages::claimed_until.eq(None::<DateTime<Utc>>),
-                    webhook_messages::last_error.eq(None::<String>),
-                    webhook_messages::delivered_at.eq(Some(now)),
-                ))
                 .execute(&mut c)
                 .await
             }
@@ -885,12 +892,14 @@ pub async fn record_delivered(
                 // Only where there is something to clear: an unconditional update locked
                 // the endpoint's row until commit, so every delivery to one endpoint
                 // waited for the previous one's commit (docs/PERFORMANCE.md).
-                diesel::update(
-                    webhook_endpoints::table
-                        .filter(webhook_endpoints::id.eq_any(&endpoints))
-                        .filter(webhook_endpoints::failing_since.is_not_null()),
+                reuse(
+                    diesel::update(
+                        webhook_endpoints::table
+                            .filter(webhook_endpoints::id.eq_any(&endpoints))
+                            .filter(webhook_endpoints::failing_since.is_not_null()),
+                    )
+                    .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>)),
                 )
-                .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>))
                 .execute(&mut c)
                 .await
             }
