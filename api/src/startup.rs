@@ -111,7 +111,9 @@ impl Application {
             std::time::Duration::from_secs(settings.limits.limiter_sweep_secs),
             shutdown.clone(),
         );
+        let intake = crate::intake::IntakeWriter::start(pool.clone(), &settings.intake);
         let state = web::Data::new(AppState {
+            intake,
             pool,
             keys,
             settings,

@@ -16,6 +16,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub settings: Settings,
     pub relay: RelayHandle,
+    /// Writes filed complaints, several to a transaction when they arrive together.
+    pub intake: crate::intake::IntakeWriter,
     /// This process's metrics and what samples them for `GET /metrics`.
     pub metrics: Arc<Exporter>,
     /// The per-client rate limit and the `/oauth/token` attempt limit.

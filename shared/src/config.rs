@@ -67,6 +67,7 @@ pub struct Settings {
     pub signing_keys: SigningKeySettings,
     pub client_auth: ClientAuthSettings,
     pub relay: RelaySettings,
+    pub intake: IntakeSettings,
     pub worker: WorkerSettings,
     pub http: HttpSettings,
     pub webhooks: WebhookSettings,
@@ -144,6 +145,18 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// How long a claim is held before another relay may take the rows over.
     pub lease_secs: i64,
+}
+
+/// How an API process writes the complaints it is sent (`api/src/intake.rs`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// Filing transactions in flight at once in one API process; each holds one pooled
+    /// connection while it writes.
+    pub writers: usize,
+    /// Most filings written in one transaction. A writer takes what is waiting when it is
+    /// free (it never waits to fill a batch), so a quiet API files one complaint at a time.
+    pub max_batch: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -285,6 +298,14 @@ poll_interval_ms = 500
 batch_size = 200
 lease_secs = 30
 
+[intake]
+# Filings that arrive while every writer is busy wait for the next free one and are
+# written together: one statement and one commit for the batch. Eight filings in one
+# transaction cost Postgres about 0.5 ms of CPU each, against 0.7-0.8 ms alone
+# (docs/PERFORMANCE.md). Fewer writers than pooled connections leave connections to reads.
+writers = 4
+max_batch = 32
+
 [worker]
 # Routing transactions in flight per worker. Each routes up to a batch of what has
 # arrived, so under load the batches grow to take the backlog; two transactions of up to
@@ -422,6 +443,16 @@ impl Settings {
         if ca.max_keys_per_client == 0 {
             return Err(ConfigError::Invalid(
                 "client_auth.max_keys_per_client must be at least 1".into(),
+            ));
+        }
+        if self.intake.writers == 0 || self.intake.writers > self.db_pool_size {
+            return Err(ConfigError::Invalid(
+                "intake.writers must be between 1 and db_pool_size".into(),
+            ));
+        }
+        if self.intake.max_batch == 0 || self.intake.max_batch > 1000 {
+            return Err(ConfigError::Invalid(
+                "intake.max_batch must be between 1 and 1000".into(),
             ));
         }
         if self.db_pool_size == 0 {

@@ -6,7 +6,7 @@ use redress_shared::{
     db::{
         complaints::{self, ListFilter},
         intake::{self, Filed, Filing},
-        tenant,
+        tenant, DbError,
     },
     domain::{ComplaintInput, ComplaintView, EventView, Status},
     ids::ComplaintId,
@@ -54,7 +54,6 @@ pub async fn create(
     let input =
         ComplaintInput::from_json(&raw, Utc::now().date_naive()).map_err(ApiError::InvalidBody)?;
 
-    let mut conn = state.pool.get().await?;
     let hash = key.as_ref().map(|_| idempotency::request_hash(&raw));
     let id = ComplaintId::generate();
     let now = Utc::now();
@@ -70,6 +69,7 @@ pub async fn create(
             // added: read the routing in force before refusing.
             Some(r) if routing::category_in(Some(&r), &input.category).is_ok() => Some(r),
             _ => {
+                let mut conn = state.pool.get().await?;
                 state
                     .routing_in_force
                     .reload(&mut conn, &caller.tenant_id)
@@ -92,7 +92,7 @@ pub async fn create(
             input: &input,
             now,
         };
-        match intake::file(&mut conn, &filing).await {
+        match state.intake.file(filing.values()?).await {
             Ok(Filed::RoutingChanged) => continue,
             Ok(outcome) => {
                 filed = Some(outcome);
@@ -100,14 +100,13 @@ pub async fn create(
             }
             // Never stored by another request while this one held the key's lock; if it
             // were, the retry gets the stored answer.
-            Err(e) if intake::is_key_taken(&e) => {
+            Err(DbError::Query(e)) if intake::is_key_taken(&e) => {
                 filed = Some(Filed::InFlight);
                 break;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    drop(conn);
     let body = match filed {
         Some(Filed::Created(body)) => body,
         Some(Filed::Replay {

@@ -70,6 +70,108 @@ pub fn is_key_taken(error: &DbError) -> bool {
     matches!(error, DbError::DatabaseError(DatabaseErrorKind::Unknown, info) if info.message() == KEY_TAKEN)
 }
 
+/// Postgres keeps microseconds; the answer must show the same instant a later read does.
+pub fn storage_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(at)
+}
+
+/// Everything one filing writes, computed from a [`Filing`] before it goes to Postgres:
+/// the ids, the details and the answer the partner gets. Owned, so filings can wait
+/// together for one batch ([`file_many`]).
+#[derive(Debug, Clone)]
+pub struct FilingValues {
+    tenant: String,
+    client: String,
+    routing_version: i32,
+    key: Option<String>,
+    hash: Option<String>,
+    id: String,
+    external_ref: Option<String>,
+    category: String,
+    provider: String,
+    complainant_kind: String,
+    details: Value,
+    now: DateTime<Utc>,
+    event_id: String,
+    event_type: &'static str,
+    actor: String,
+    event_data: Value,
+    message_id: uuid::Uuid,
+    payload: Value,
+    response: Value,
+}
+
+impl FilingValues {
+    /// The tenant the filing is for.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+impl Filing<'_> {
+    /// What filing writes; see [`FilingValues`].
+    pub fn values(&self) -> QueryResult<FilingValues> {
+        let now = storage_precision(self.now);
+        let serialise = |e: serde_json::Error| DbError::SerializationError(Box::new(e));
+        let details = serde_json::to_value(self.input).map_err(serialise)?;
+        // The answer is the view of the row as it will be stored: built by the same code a
+        // later read uses, from the same values.
+        let row = ComplaintRow {
+            id: self.id.to_string(),
+            tenant_id: self.tenant.to_string(),
+            client_id: self.client.to_string(),
+            external_ref: self.input.external_ref.clone(),
+            status: Status::Submitted.as_str().to_owned(),
+            category: self.input.category.clone(),
+            provider: self.input.respondent.provider.clone(),
+            complainant_kind: self.input.complainant.kind.clone(),
+            details: details.clone(),
+            current_rungs: json!([]),
+            missing_evidence: Vec::new(),
+            last_sequence: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let view = row
+            .to_view()
+            .map_err(|e| DbError::SerializationError(Box::new(e)))?;
+        let response = serde_json::to_value(&view).map_err(serialise)?;
+        let message = QueueMessage {
+            message_id: uuid::Uuid::now_v7(),
+            message_type: events::SUBMITTED.to_owned(),
+            tenant_id: self.tenant.to_string(),
+            complaint_id: self.id.to_string(),
+            occurred_at: now,
+        };
+        let payload = serde_json::to_value(&message).map_err(serialise)?;
+        let (key, hash) = match self.idempotency {
+            Some((key, hash)) => (Some(key.to_owned()), Some(hash.to_owned())),
+            None => (None, None),
+        };
+        Ok(FilingValues {
+            tenant: self.tenant.to_string(),
+            client: self.client.to_string(),
+            routing_version: self.routing_version,
+            key,
+            hash,
+            id: self.id.to_string(),
+            external_ref: self.input.external_ref.clone(),
+            category: self.input.category.clone(),
+            provider: self.input.respondent.provider.clone(),
+            complainant_kind: self.input.complainant.kind.clone(),
+            details,
+            now,
+            event_id: EventId::generate().to_string(),
+            event_type: events::SUBMITTED,
+            actor: events::actor_client(self.client.as_str()),
+            event_data: json!({ "status": Status::Submitted, "category": self.input.category }),
+            message_id: message.message_id,
+            payload,
+            response,
+        })
+    }
+}
+
 #[derive(QueryableByName)]
 struct Outcome {
     #[diesel(sql_type = Text)]
@@ -82,100 +184,155 @@ struct Outcome {
     resource_id: Option<String>,
 }
 
-/// Postgres keeps microseconds; the answer must show the same instant a later read does.
-pub fn storage_precision(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(at)
+#[derive(QueryableByName)]
+struct NumberedOutcome {
+    #[diesel(sql_type = Integer)]
+    ordinal: i32,
+    #[diesel(embed)]
+    outcome: Outcome,
+}
+
+impl Outcome {
+    fn filed(self, response: &Value) -> QueryResult<Filed> {
+        Ok(match self.outcome.as_str() {
+            "created" => Filed::Created(self.response_body.unwrap_or_else(|| response.clone())),
+            "replay" => Filed::Replay {
+                status: self
+                    .response_status
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(200),
+                body: self.response_body.unwrap_or(Value::Null),
+                resource_id: self.resource_id,
+            },
+            "mismatch" => Filed::Mismatch,
+            "in_flight" => Filed::InFlight,
+            "duplicate_external_ref" => Filed::DuplicateExternalRef(self.resource_id),
+            "routing_changed" => Filed::RoutingChanged,
+            other => {
+                return Err(DbError::DeserializationError(
+                    format!("redress_file_complaint answered an unknown outcome {other:?}").into(),
+                ))
+            }
+        })
+    }
 }
 
 /// Files the complaint. Runs outside any transaction of the caller's (the statement is its
 /// own transaction; the tenant is set inside it, for it alone).
 pub async fn file(conn: &mut AsyncPgConnection, f: &Filing<'_>) -> QueryResult<Filed> {
-    let now = storage_precision(f.now);
-    let serialise = |e: serde_json::Error| DbError::SerializationError(Box::new(e));
-    let details = serde_json::to_value(f.input).map_err(serialise)?;
-    // The answer is the view of the row as it will be stored: built by the same code a
-    // later read uses, from the same values.
-    let row = ComplaintRow {
-        id: f.id.to_string(),
-        tenant_id: f.tenant.to_string(),
-        client_id: f.client.to_string(),
-        external_ref: f.input.external_ref.clone(),
-        status: Status::Submitted.as_str().to_owned(),
-        category: f.input.category.clone(),
-        provider: f.input.respondent.provider.clone(),
-        complainant_kind: f.input.complainant.kind.clone(),
-        details: details.clone(),
-        current_rungs: json!([]),
-        missing_evidence: Vec::new(),
-        last_sequence: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    let view = row
-        .to_view()
-        .map_err(|e| DbError::SerializationError(Box::new(e)))?;
-    let response = serde_json::to_value(&view).map_err(serialise)?;
-    let message = QueueMessage {
-        message_id: uuid::Uuid::now_v7(),
-        message_type: events::SUBMITTED.to_owned(),
-        tenant_id: f.tenant.to_string(),
-        complaint_id: f.id.to_string(),
-        occurred_at: now,
-    };
-    let payload = serde_json::to_value(&message).map_err(serialise)?;
-    let event_data = json!({ "status": Status::Submitted, "category": f.input.category });
-    let (key, hash) = match f.idempotency {
-        Some((key, hash)) => (Some(key), Some(hash)),
-        None => (None, None),
-    };
+    file_values(conn, &f.values()?).await
+}
 
-    let result: Outcome = diesel::sql_query(
-        "SELECT outcome, response_status, response_body, resource_id \
-         FROM redress_file_complaint($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                                     $13, $14, $15, $16, $17, $18, $19)",
+/// Files one complaint from its values; see [`file`].
+pub async fn file_values(conn: &mut AsyncPgConnection, v: &FilingValues) -> QueryResult<Filed> {
+    // Reused: the text is fixed, and preparing it anew on each call cost a round trip and
+    // a parse and plan in Postgres every time (`db::prepared`).
+    let result: Outcome = super::prepared::reuse(
+        diesel::sql_query(
+            "SELECT outcome, response_status, response_body, resource_id \
+             FROM redress_file_complaint($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                                         $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind::<Text, _>(&v.tenant)
+        .bind::<Text, _>(&v.client)
+        .bind::<Integer, _>(v.routing_version)
+        .bind::<Nullable<Text>, _>(v.key.as_deref())
+        .bind::<Nullable<Text>, _>(v.hash.as_deref())
+        .bind::<Text, _>(&v.id)
+        .bind::<Nullable<Text>, _>(v.external_ref.as_deref())
+        .bind::<Text, _>(&v.category)
+        .bind::<Text, _>(&v.provider)
+        .bind::<Text, _>(&v.complainant_kind)
+        .bind::<Jsonb, _>(&v.details)
+        .bind::<Timestamptz, _>(v.now)
+        .bind::<Text, _>(&v.event_id)
+        .bind::<Text, _>(v.event_type)
+        .bind::<Text, _>(&v.actor)
+        .bind::<Jsonb, _>(&v.event_data)
+        .bind::<SqlUuid, _>(v.message_id)
+        .bind::<Jsonb, _>(&v.payload)
+        .bind::<Jsonb, _>(&v.response),
     )
-    .bind::<Text, _>(f.tenant.as_str())
-    .bind::<Text, _>(f.client.as_str())
-    .bind::<Integer, _>(f.routing_version)
-    .bind::<Nullable<Text>, _>(key)
-    .bind::<Nullable<Text>, _>(hash)
-    .bind::<Text, _>(f.id.as_str())
-    .bind::<Nullable<Text>, _>(f.input.external_ref.as_deref())
-    .bind::<Text, _>(&f.input.category)
-    .bind::<Text, _>(&f.input.respondent.provider)
-    .bind::<Text, _>(&f.input.complainant.kind)
-    .bind::<Jsonb, _>(&details)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Text, _>(EventId::generate().as_str())
-    .bind::<Text, _>(events::SUBMITTED)
-    .bind::<Text, _>(events::actor_client(f.client.as_str()))
-    .bind::<Jsonb, _>(&event_data)
-    .bind::<SqlUuid, _>(message.message_id)
-    .bind::<Jsonb, _>(&payload)
-    .bind::<Jsonb, _>(&response)
     .get_result(conn)
     .await?;
+    result.filed(&v.response)
+}
 
-    Ok(match result.outcome.as_str() {
-        "created" => Filed::Created(result.response_body.unwrap_or(response)),
-        "replay" => Filed::Replay {
-            status: result
-                .response_status
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(200),
-            body: result.response_body.unwrap_or(Value::Null),
-            resource_id: result.resource_id,
-        },
-        "mismatch" => Filed::Mismatch,
-        "in_flight" => Filed::InFlight,
-        "duplicate_external_ref" => Filed::DuplicateExternalRef(result.resource_id),
-        "routing_changed" => Filed::RoutingChanged,
-        other => {
+/// Files several complaints in one statement, one transaction and one commit
+/// (`redress_file_complaints`, migration 000017): each as [`file_values`] would have, in
+/// order, as if they had arrived one after the other. An outcome per filing, in order.
+/// Either every filing's outcome holds or, when the call fails, none was written; the
+/// caller may then file each alone to learn which one failed.
+pub async fn file_many(
+    conn: &mut AsyncPgConnection,
+    filings: &[FilingValues],
+) -> QueryResult<Vec<Filed>> {
+    use diesel::sql_types::Array;
+    match filings {
+        [] => return Ok(Vec::new()),
+        [one] => return Ok(vec![file_values(conn, one).await?]),
+        _ => {}
+    }
+    fn column<'a, T: ?Sized>(
+        filings: &'a [FilingValues],
+        f: impl Fn(&'a FilingValues) -> &'a T,
+    ) -> Vec<&'a T> {
+        filings.iter().map(f).collect()
+    }
+    let versions: Vec<i32> = filings.iter().map(|v| v.routing_version).collect();
+    let keys: Vec<Option<&str>> = filings.iter().map(|v| v.key.as_deref()).collect();
+    let hashes: Vec<Option<&str>> = filings.iter().map(|v| v.hash.as_deref()).collect();
+    let refs: Vec<Option<&str>> = filings.iter().map(|v| v.external_ref.as_deref()).collect();
+    let times: Vec<DateTime<Utc>> = filings.iter().map(|v| v.now).collect();
+    let message_ids: Vec<uuid::Uuid> = filings.iter().map(|v| v.message_id).collect();
+    let rows: Vec<NumberedOutcome> = super::prepared::reuse(
+        diesel::sql_query(
+            "SELECT ordinal, outcome, response_status, response_body, resource_id \
+             FROM redress_file_complaints($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                                          $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind::<Array<Text>, _>(column(filings, |v| v.tenant.as_str()))
+        .bind::<Array<Text>, _>(column(filings, |v| v.client.as_str()))
+        .bind::<Array<Integer>, _>(&versions)
+        .bind::<Array<Nullable<Text>>, _>(&keys)
+        .bind::<Array<Nullable<Text>>, _>(&hashes)
+        .bind::<Array<Text>, _>(column(filings, |v| v.id.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(&refs)
+        .bind::<Array<Text>, _>(column(filings, |v| v.category.as_str()))
+        .bind::<Array<Text>, _>(column(filings, |v| v.provider.as_str()))
+        .bind::<Array<Text>, _>(column(filings, |v| v.complainant_kind.as_str()))
+        .bind::<Array<Jsonb>, _>(column(filings, |v| &v.details))
+        .bind::<Array<Timestamptz>, _>(&times)
+        .bind::<Array<Text>, _>(column(filings, |v| v.event_id.as_str()))
+        .bind::<Array<Text>, _>(column(filings, |v| v.event_type))
+        .bind::<Array<Text>, _>(column(filings, |v| v.actor.as_str()))
+        .bind::<Array<Jsonb>, _>(column(filings, |v| &v.event_data))
+        .bind::<Array<SqlUuid>, _>(&message_ids)
+        .bind::<Array<Jsonb>, _>(column(filings, |v| &v.payload))
+        .bind::<Array<Jsonb>, _>(column(filings, |v| &v.response)),
+    )
+    .load(conn)
+    .await?;
+    if rows.len() != filings.len() {
+        return Err(DbError::DeserializationError(
+            format!(
+                "redress_file_complaints answered {} outcomes for {} filings",
+                rows.len(),
+                filings.len()
+            )
+            .into(),
+        ));
+    }
+    let mut filed = Vec::with_capacity(filings.len());
+    for ((expected, row), values) in (1..).zip(rows).zip(filings) {
+        if row.ordinal != expected {
             return Err(DbError::DeserializationError(
-                format!("redress_file_complaint answered an unknown outcome {other:?}").into(),
-            ))
+                "redress_file_complaints answered out of order".into(),
+            ));
         }
-    })
+        filed.push(row.outcome.filed(&values.response)?);
+    }
+    Ok(filed)
 }
 
 #[cfg(test)]
