@@ -113,6 +113,9 @@ impl Application {
         );
         let intake = crate::intake::IntakeWriter::start(pool.clone(), &settings.intake);
         let state = web::Data::new(AppState {
+            // Far more tokens than partners hold at once (one per client and process for
+            // up to 15 minutes); each entry is a few hundred bytes.
+            verified_tokens: crate::auth::tokens::VerifiedTokens::new(4096),
             intake,
             pool,
             keys,

@@ -14,6 +14,9 @@ pub struct AppState {
     pub pool: PgPool,
     /// The signing keys, reloaded from Postgres in the background.
     pub keys: Arc<KeyRing>,
+    /// Bearer tokens verified with the key set in force, so a partner's next request with
+    /// the same token skips the signature check.
+    pub verified_tokens: crate::auth::tokens::VerifiedTokens,
     pub settings: Settings,
     pub relay: RelayHandle,
     /// Writes filed complaints, several to a transaction when they arrive together.

@@ -3,14 +3,12 @@
 
 use std::future::{ready, Ready};
 
+use crate::{error::ApiError, state::AppState};
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use redress_shared::{
     ids::{ClientId, TenantId},
     tenancy::Scope,
 };
-
-use super::tokens;
-use crate::{error::ApiError, state::AppState};
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -74,19 +72,21 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             token_presented: false,
         })?;
     let settings = &state.settings.token;
-    let claims = tokens::verify(
-        &state.keys.get(),
-        &settings.issuer,
-        &settings.audience,
-        settings.leeway_secs,
-        token,
-    )
-    .map_err(|error| {
-        tracing::info!(%error, "bearer token refused");
-        ApiError::Unauthenticated {
-            token_presented: true,
-        }
-    })?;
+    let claims = state
+        .verified_tokens
+        .verify(
+            &state.keys.get(),
+            &settings.issuer,
+            &settings.audience,
+            settings.leeway_secs,
+            token,
+        )
+        .map_err(|error| {
+            tracing::info!(%error, "bearer token refused");
+            ApiError::Unauthenticated {
+                token_presented: true,
+            }
+        })?;
     let tenant_id = TenantId::parse(&claims.tid).map_err(|_| ApiError::Unauthenticated {
         token_presented: true,
     })?;
