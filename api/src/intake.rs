@@ -38,19 +38,19 @@ pub struct IntakeWriter {
 }
 
 impl IntakeWriter {
-    /// Starts `settings.writers` writers on the current runtime. They stop once every
-    /// handle is dropped and the filings already sent are written.
+    /// Starts `settings.writers` writers (at most the pool's size) on the current runtime.
+    /// They stop once every handle is dropped and the filings already sent are written.
     pub fn start(pool: PgPool, settings: &IntakeSettings) -> Self {
+        // Each writer holds a pooled connection while it writes; more than the pool has
+        // would only wait for one.
+        let writers = settings.writers.min(pool.status().max_size).max(1);
+        let max_batch = settings.max_batch.max(1);
         // Bounded: when Postgres falls behind, requests wait here (and then time out at
         // the client) instead of piling up in memory.
-        let (jobs, queue) = mpsc::channel(settings.writers * settings.max_batch * 4);
+        let (jobs, queue) = mpsc::channel(writers.saturating_mul(max_batch).saturating_mul(4));
         let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..settings.writers {
-            tokio::spawn(write_batches(
-                pool.clone(),
-                queue.clone(),
-                settings.max_batch,
-            ));
+        for _ in 0..writers {
+            tokio::spawn(write_batches(pool.clone(), queue.clone(), max_batch));
         }
         Self { jobs }
     }

@@ -152,7 +152,7 @@ pub struct RelaySettings {
 #[serde(deny_unknown_fields)]
 pub struct IntakeSettings {
     /// Filing transactions in flight at once in one API process; each holds one pooled
-    /// connection while it writes.
+    /// connection while it writes, so no more than `db_pool_size` of them run.
     pub writers: usize,
     /// Most filings written in one transaction. A writer takes what is waiting when it is
     /// free (it never waits to fill a batch), so a quiet API files one complaint at a time.
@@ -445,9 +445,9 @@ impl Settings {
                 "client_auth.max_keys_per_client must be at least 1".into(),
             ));
         }
-        if self.intake.writers == 0 || self.intake.writers > self.db_pool_size {
+        if self.intake.writers == 0 {
             return Err(ConfigError::Invalid(
-                "intake.writers must be between 1 and db_pool_size".into(),
+                "intake.writers must be at least 1".into(),
             ));
         }
         if self.intake.max_batch == 0 || self.intake.max_batch > 1000 {
