@@ -235,6 +235,23 @@ pub async fn find_for_update(
         .optional()
 }
 
+/// Locks several complaints of one tenant, in one statement and in the order of their ids
+/// (so two transactions locking overlapping sets cannot deadlock), and answers those found.
+pub async fn find_many_for_update(
+    mut conn: &AsyncPgConnection,
+    tenant: &TenantId,
+    ids: &[&str],
+) -> QueryResult<Vec<ComplaintRow>> {
+    complaints::table
+        .filter(complaints::tenant_id.eq(tenant.as_str()))
+        .filter(complaints::id.eq_any(ids))
+        .order(complaints::id)
+        .select(ComplaintRow::as_select())
+        .for_update()
+        .load(&mut conn)
+        .await
+}
+
 /// Moves several new cases of one tenant to the same `status` with no missing evidence, in
 /// one statement, for a caller holding their rows' locks that numbers the events announcing
 /// the change itself: each `(id, rungs, sequence)` gets its rungs, and `last_sequence`
