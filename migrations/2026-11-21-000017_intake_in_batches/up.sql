@@ -1,8 +1,8 @@
 -- Intake in batches. Each API process gathers the filings that arrive while its intake
 -- writers are busy and files them with one call of this function: one statement, one
 -- transaction and one commit for the batch instead of one each per complaint. Measured with
--- pgbench on the development machine, eight filings in one transaction cost Postgres about
--- 0.5 ms of CPU each, against 0.7-0.8 ms when each was its own call and commit
+-- pgbench on the development machine, eight filings in one transaction took about 0.5 ms
+-- of the machine's CPU each, against 0.7-0.8 ms when each was its own call and commit
 -- (docs/PERFORMANCE.md). A quiet API files one complaint at a time, as before.
 --
 -- Each filing goes through redress_file_complaint (migration 000012) with the same

@@ -301,7 +301,7 @@ lease_secs = 30
 [intake]
 # Filings that arrive while every writer is busy wait for the next free one and are
 # written together: one statement and one commit for the batch. Eight filings in one
-# transaction cost Postgres about 0.5 ms of CPU each, against 0.7-0.8 ms alone
+# transaction took about 0.5 ms of the machine's CPU each, against 0.7-0.8 ms alone
 # (docs/PERFORMANCE.md). Fewer writers than pooled connections leave connections to reads.
 writers = 4
 max_batch = 32

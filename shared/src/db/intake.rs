@@ -101,13 +101,6 @@ pub struct FilingValues {
     response: Value,
 }
 
-impl FilingValues {
-    /// The tenant the filing is for.
-    pub fn tenant(&self) -> &str {
-        &self.tenant
-    }
-}
-
 impl Filing<'_> {
     /// What filing writes; see [`FilingValues`].
     pub fn values(&self) -> QueryResult<FilingValues> {
