@@ -668,3 +668,92 @@ async fn filings_written_together_get_the_outcomes_they_would_have_had_alone() {
     assert_eq!(count(vec![ids[6].to_string(), ids[7].to_string()]).await, 1);
     app.stop().await;
 }
+
+/// Routing's batch lock and update of the complaint rows read only those rows, whatever
+/// the planner's statistics or settings say (migration 000018). On a fresh database under
+/// load the plain `UPDATE … FROM unnest` was planned as a read of the tenant's every
+/// complaint and a join: 5-8 ms and about 110 buffer reads per updated row
+/// (docs/PERFORMANCE.md, session 7). Here the tenant's complaints were never analysed (the
+/// planner takes the tenant for a couple of rows) and the transaction turns nested loops
+/// off; a join of the batch with the table reads all 150 then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_reads_only_the_complaint_rows_of_its_batch_whatever_the_statistics() {
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+    use redress_shared::{
+        db::{
+            complaints::{find_many_for_update, set_states_numbered},
+            intake::{self, Filed, Filing},
+            tenant,
+        },
+        domain::status::Status,
+        ids::ComplaintId,
+    };
+
+    let (app, tenant_id, client, version, input) = for_direct_filing().await;
+    let mut conn = app.app_db().await;
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        let id = ComplaintId::generate();
+        let filed = intake::file(
+            &mut conn,
+            &Filing {
+                tenant: &tenant_id,
+                client: &client,
+                routing_version: version,
+                idempotency: None,
+                id: &id,
+                input: &input,
+                now: chrono::Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(filed, Filed::Created(_)), "{filed:?}");
+        ids.push(id);
+    }
+    // Rows of complaints this transaction has read so far, by any scan.
+    let rows_read = async |conn: &mut diesel_async::AsyncPgConnection| -> i64 {
+        diesel::dsl::sql::<BigInt>(
+            "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::bigint \
+             FROM pg_stat_xact_user_tables WHERE relname = 'complaints'",
+        )
+        .get_result(conn)
+        .await
+        .unwrap()
+    };
+    let batch: Vec<&ComplaintId> = ids.iter().skip(40).take(3).collect();
+    let rungs = serde_json::json!([]);
+    let (mut read, mut lock_read) = (None, None);
+    let rolled_back = tenant::transaction(&mut conn, &tenant_id, async |conn| {
+        diesel::sql_query("SET LOCAL enable_nestloop = off")
+            .execute(conn)
+            .await?;
+        let names: Vec<&str> = batch.iter().map(|id| id.as_str()).collect();
+        let start = rows_read(conn).await;
+        let locked = find_many_for_update(conn, &tenant_id, &names).await?;
+        assert_eq!(locked.len(), 3);
+        let before = rows_read(conn).await;
+        lock_read = Some(before - start);
+        let cases: Vec<_> = batch.iter().map(|id| (*id, &rungs, 2)).collect();
+        set_states_numbered(conn, &tenant_id, Status::Routed, &cases, chrono::Utc::now()).await?;
+        read = Some(rows_read(conn).await - before);
+        // Nothing of this is kept: the rows would have no event for their new number.
+        Err::<(), _>(diesel::result::Error::RollbackTransaction)
+    })
+    .await;
+    assert!(
+        matches!(rolled_back, Err(diesel::result::Error::RollbackTransaction)),
+        "{rolled_back:?}"
+    );
+    let (read, lock_read) = (read.unwrap(), lock_read.unwrap());
+    assert!(
+        read <= 6,
+        "the update of 3 rows read {read} complaint rows of a tenant with 150"
+    );
+    assert!(
+        lock_read <= 6,
+        "locking 3 rows read {lock_read} complaint rows of a tenant with 150"
+    );
+    app.stop().await;
+}

@@ -16,7 +16,7 @@ use crate::{
     tenancy::Scope,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = complaints)]
 pub struct ComplaintRow {
     pub id: String,
@@ -237,19 +237,34 @@ pub async fn find_for_update(
 
 /// Locks several complaints of one tenant, in one statement and in the order of their ids
 /// (so two transactions locking overlapping sets cannot deadlock), and answers those found.
+///
+/// Each row is looked up by its key in a subquery of its own (`LATERAL`, which a locking
+/// clause keeps apart): the plain `tenant_id = $1 AND id = ANY($2)` was planned, on stale
+/// statistics, as a scan of the tenant's every complaint (a tenant the statistics take for
+/// a few rows; tests/it/intake.rs), locking nothing more but reading everything.
 pub async fn find_many_for_update(
     mut conn: &AsyncPgConnection,
     tenant: &TenantId,
     ids: &[&str],
 ) -> QueryResult<Vec<ComplaintRow>> {
-    complaints::table
-        .filter(complaints::tenant_id.eq(tenant.as_str()))
-        .filter(complaints::id.eq_any(ids))
-        .order(complaints::id)
-        .select(ComplaintRow::as_select())
-        .for_update()
-        .load(&mut conn)
-        .await
+    use diesel::sql_types::{Array, Text};
+    super::prepared::reuse(
+        diesel::sql_query(
+            "SELECT c.id, c.tenant_id, c.client_id, c.external_ref, c.status, c.category, \
+                    c.provider, c.complainant_kind, c.details, c.current_rungs, \
+                    c.missing_evidence, c.last_sequence, c.created_at, c.updated_at \
+             FROM (SELECT u.id FROM unnest($2::text[]) AS u(id) ORDER BY u.id) AS wanted \
+             CROSS JOIN LATERAL ( \
+                 SELECT * FROM complaints \
+                 WHERE tenant_id = $1 AND id = wanted.id \
+                 FOR UPDATE) AS c \
+             ORDER BY c.id",
+        )
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Array<Text>, _>(ids),
+    )
+    .load(&mut conn)
+    .await
 }
 
 /// Moves several new cases of one tenant to the same `status` with no missing evidence, in
@@ -272,24 +287,27 @@ pub async fn set_states_numbered(
     let ids: Vec<&str> = cases.iter().map(|(id, _, _)| id.as_str()).collect();
     let rungs: Vec<&Value> = cases.iter().map(|(_, r, _)| *r).collect();
     let sequences: Vec<i32> = cases.iter().map(|(_, _, n)| *n).collect();
+    #[derive(QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = Integer)]
+        updated: i32,
+    }
     // One statement for the batch: a statement per row cost its executor start-up and
-    // checks again for each (docs/PERFORMANCE.md).
-    let updated = super::prepared::reuse(
-        diesel::sql_query(
-            "UPDATE complaints c SET status = $1, current_rungs = u.rungs, \
-                    missing_evidence = '{}', updated_at = $2, last_sequence = u.sequence \
-             FROM unnest($3::text[], $4::jsonb[], $5::int[]) AS u(id, rungs, sequence) \
-             WHERE c.tenant_id = $6 AND c.id = u.id",
-        )
-        .bind::<Text, _>(status.as_str())
-        .bind::<Timestamptz, _>(now)
-        .bind::<Array<Text>, _>(&ids)
-        .bind::<Array<Jsonb>, _>(&rungs)
-        .bind::<Array<Integer>, _>(&sequences)
-        .bind::<Text, _>(tenant.as_str()),
+    // checks again for each (docs/PERFORMANCE.md). The function probes the primary key per
+    // row whatever the statistics say; a plain UPDATE … FROM unnest was planned, on stale
+    // statistics, as a read of the tenant's every complaint (migration 000018).
+    let Updated { updated } = super::prepared::reuse(
+        diesel::sql_query("SELECT redress_set_routed_states($1, $2, $3, $4, $5, $6) AS updated")
+            .bind::<Text, _>(tenant.as_str())
+            .bind::<Text, _>(status.as_str())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<Jsonb>, _>(&rungs)
+            .bind::<Array<Integer>, _>(&sequences),
     )
-    .execute(&mut conn)
+    .get_result(&mut conn)
     .await?;
+    let updated = usize::try_from(updated).unwrap_or(0);
     if updated != cases.len() {
         return Err(diesel::result::Error::NotFound);
     }
@@ -300,29 +318,46 @@ pub async fn set_states_numbered(
 /// [`set_states_numbered`]), in one statement. Their webhooks are the caller's to queue, in
 /// the same transaction (`webhooks::complaint_events::messages_known`).
 pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[&EventRow]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Integer, Jsonb, Text, Timestamptz};
     if events.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = events
-        .iter()
-        .map(|event| {
-            (
-                complaint_events::id.eq(&event.id),
-                complaint_events::tenant_id.eq(&event.tenant_id),
-                complaint_events::complaint_id.eq(&event.complaint_id),
-                complaint_events::sequence.eq(event.sequence),
-                complaint_events::event_type.eq(&event.event_type),
-                complaint_events::actor.eq(&event.actor),
-                complaint_events::data.eq(&event.data),
-                complaint_events::at.eq(event.at),
-            )
-        })
-        .collect();
-    diesel::insert_into(complaint_events::table)
-        .values(rows)
-        .execute(&mut conn)
-        .await
-        .map(|_| ())
+    // Fixed text with a column of values per array, kept prepared (`db::prepared`): a
+    // multi-row VALUES list is new text for every batch size, parsed and planned each time.
+    super::prepared::reuse(
+        diesel::sql_query(
+            "INSERT INTO complaint_events \
+                 (id, tenant_id, complaint_id, sequence, event_type, actor, data, at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], \
+                                  $6::text[], $7::jsonb[], $8::timestamptz[])",
+        )
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.tenant_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.complaint_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Jsonb>, _>(events.iter().map(|e| &e.data).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(events.iter().map(|e| e.at).collect::<Vec<_>>()),
+    )
+    .execute(&mut conn)
+    .await
+    .map(|_| ())
 }
 
 /// Filters of `GET /v1/complaints`.

@@ -635,11 +635,40 @@ impl PlannedRung {
         if rows.is_empty() {
             return Ok(());
         }
-        diesel::insert_into(sla_clocks::table)
-            .values(rows)
-            .execute(&mut conn)
-            .await
-            .map(|_| ())
+        use diesel::sql_types::{Array, Date, Jsonb, Nullable, Text, Timestamptz};
+        let text = |f: fn(&NewClock) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
+        // Fixed text kept prepared (`db::prepared`): a multi-row VALUES list is new text for
+        // every batch size, parsed and planned each time.
+        crate::db::prepared::reuse(
+            diesel::sql_query(
+                "INSERT INTO sla_clocks (tenant_id, complaint_id, channel, track, clock, state, \
+                                         spec, progress, due_on, due_at, next_fire_at, \
+                                         updated_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                                      $5::text[], $6::text[], $7::jsonb[], $8::jsonb[], \
+                                      $9::date[], $10::timestamptz[], $11::timestamptz[], \
+                                      $12::timestamptz[])",
+            )
+            .bind::<Array<Text>, _>(text(|r| &r.tenant_id))
+            .bind::<Array<Text>, _>(text(|r| &r.complaint_id))
+            .bind::<Array<Text>, _>(text(|r| &r.channel))
+            .bind::<Array<Text>, _>(text(|r| &r.track))
+            .bind::<Array<Text>, _>(text(|r| &r.clock))
+            .bind::<Array<Text>, _>(text(|r| &r.state))
+            .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.spec).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.progress).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Date>>, _>(rows.iter().map(|r| r.due_on).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Timestamptz>>, _>(
+                rows.iter().map(|r| r.due_at).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Timestamptz>>, _>(
+                rows.iter().map(|r| r.next_fire_at).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>()),
+        )
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
     }
 }
 

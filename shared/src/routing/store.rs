@@ -310,7 +310,7 @@ pub async fn save_cases(
     cases: &[(&ComplaintId, i32, &CaseRouting)],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    use diesel::upsert::excluded;
+    use diesel::sql_types::{Array, Integer, Jsonb, Text, Timestamptz};
     if cases.is_empty() {
         return Ok(());
     }
@@ -319,31 +319,26 @@ pub async fn save_cases(
         .map(|(_, _, state)| serde_json::to_value(state))
         .collect::<Result<Vec<Value>, _>>()
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let rows: Vec<_> = cases
-        .iter()
-        .zip(&states)
-        .map(|((complaint, version, _), state)| {
-            (
-                complaint_routing::complaint_id.eq(complaint.as_str()),
-                complaint_routing::tenant_id.eq(tenant.as_str()),
-                complaint_routing::version.eq(*version),
-                complaint_routing::state.eq(state),
-                complaint_routing::updated_at.eq(now),
-            )
-        })
-        .collect();
-    diesel::insert_into(complaint_routing::table)
-        .values(rows)
-        .on_conflict(complaint_routing::complaint_id)
-        .do_update()
-        .set((
-            complaint_routing::version.eq(excluded(complaint_routing::version)),
-            complaint_routing::state.eq(excluded(complaint_routing::state)),
-            complaint_routing::updated_at.eq(excluded(complaint_routing::updated_at)),
-        ))
-        .execute(&mut conn)
-        .await
-        .map(|_| ())
+    // Fixed text kept prepared (`db::prepared`): a multi-row VALUES list is new text for
+    // every batch size, parsed and planned each time.
+    crate::db::prepared::reuse(
+        diesel::sql_query(
+            "INSERT INTO complaint_routing (complaint_id, tenant_id, version, state, updated_at) \
+             SELECT u.complaint_id, $1, u.version, u.state, $2 \
+             FROM unnest($3::text[], $4::int[], $5::jsonb[]) AS u(complaint_id, version, state) \
+             ON CONFLICT (complaint_id) DO UPDATE \
+                 SET version = EXCLUDED.version, state = EXCLUDED.state, \
+                     updated_at = EXCLUDED.updated_at",
+        )
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(cases.iter().map(|(c, _, _)| c.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(cases.iter().map(|(_, v, _)| *v).collect::<Vec<_>>())
+        .bind::<Array<Jsonb>, _>(&states),
+    )
+    .execute(&mut conn)
+    .await
+    .map(|_| ())
 }
 
 /// The tenant's calendar date at `now`, in its time zone (Asia/Shanghai unless set).

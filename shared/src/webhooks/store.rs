@@ -475,30 +475,46 @@ pub async fn insert_new(
     tenant: &TenantId,
     messages: &[NewMessage],
 ) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
     if messages.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = messages
-        .iter()
-        .map(|m| {
-            (
-                webhook_messages::id.eq(m.id.as_str()),
-                webhook_messages::tenant_id.eq(tenant.as_str()),
-                webhook_messages::endpoint_id.eq(m.endpoint_id.as_str()),
-                webhook_messages::event_type.eq(m.event_type.as_str()),
-                webhook_messages::body.eq(m.body.as_str()),
-                webhook_messages::status.eq(STATUS_PENDING),
-                webhook_messages::next_attempt_at.eq(Some(m.at)),
-                webhook_messages::claimed_until.eq(m.claimed_until),
-                webhook_messages::created_at.eq(m.at),
-            )
-        })
-        .collect();
-    diesel::insert_into(webhook_messages::table)
-        .values(rows)
-        .execute(&mut conn)
-        .await
-        .map(|_| ())
+    // Fixed text kept prepared (`db::prepared`): a multi-row VALUES list is new text for
+    // every batch size, parsed and planned each time.
+    crate::db::prepared::reuse(
+        diesel::sql_query(
+            "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, event_type, body, status, \
+                                           next_attempt_at, claimed_until, created_at) \
+             SELECT u.id, $1, u.endpoint_id, u.event_type, u.body, $2, u.at, u.claimed_until, \
+                    u.at \
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], \
+                         $8::timestamptz[]) \
+                 AS u(id, endpoint_id, event_type, body, at, claimed_until)",
+        )
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Text, _>(STATUS_PENDING)
+        .bind::<Array<Text>, _>(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            messages
+                .iter()
+                .map(|m| m.endpoint_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            messages
+                .iter()
+                .map(|m| m.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(messages.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(messages.iter().map(|m| m.at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(
+            messages.iter().map(|m| m.claimed_until).collect::<Vec<_>>(),
+        ),
+    )
+    .execute(&mut conn)
+    .await
+    .map(|_| ())
 }
 
 /// Queues one message for every enabled endpoint of the tenant subscribed to `event_type`,

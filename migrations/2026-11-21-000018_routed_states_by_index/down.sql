@@ -1,0 +1,1 @@
+DROP FUNCTION redress_set_routed_states(text, text, timestamptz, text[], jsonb[], int[]);
