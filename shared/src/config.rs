@@ -162,8 +162,13 @@ pub struct IntakeSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
-    /// Messages processed at once by one worker process.
+    /// Routing transactions in flight at once in one worker process, at most.
     pub concurrency: usize,
+    /// Smallest batch that runs beside another routing transaction. Smaller batches run
+    /// one at a time: a worker that keeps up routes in one transaction, with larger
+    /// batches, and leaves the cores to intake; a backlog (batches this large) gets up to
+    /// `concurrency` at once.
+    pub concurrent_from: usize,
     /// Unacknowledged messages the broker may push to one consumer.
     pub prefetch: u16,
     /// Most messages routed in one transaction. The router takes what has already arrived
@@ -316,6 +321,12 @@ max_batch = 32
 # Scale routing out with more worker processes (docs/SCALING.md). Prefetch keeps the next
 # batches ready while these are applied.
 concurrency = 2
+# A second transaction only for a backlog. Measured on two shared cores at about 600
+# complaints a second (docs/PERFORMANCE.md, session 7): two transactions whatever the
+# batch size made intake's p99 53 ms and the webhook's 339 ms; one at a time 28 and 191 ms.
+# One alone could not carry the load of a backlog (it fell behind at 674/s after the
+# closed loop), which is what the second is for.
+concurrent_from = 32
 prefetch = 128
 batch_size = 64
 max_deliveries = 5
@@ -465,6 +476,11 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "worker.concurrency, worker.prefetch and worker.batch_size must be at least 1"
                     .into(),
+            ));
+        }
+        if self.worker.concurrent_from == 0 {
+            return Err(ConfigError::Invalid(
+                "worker.concurrent_from must be at least 1".into(),
             ));
         }
         if self.worker.max_deliveries < 1 {

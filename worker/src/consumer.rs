@@ -93,10 +93,17 @@ async fn consume(
     // Concurrency is bounded separately from prefetch: at most this many transactions hold
     // a database connection at once, which keeps the pool from being exhausted. Each takes
     // the messages that have already arrived, up to a batch, and never waits for more.
+    // A batch smaller than `concurrent_from` waits for the routing transaction in flight
+    // to finish (`alone`): a worker that keeps up routes one batch at a time, which lets
+    // the batches grow and leaves the cores to intake; only a backlog gets a second.
+    let alone = tokio::sync::Mutex::new(());
+    let alone = &alone;
+    let concurrent_from = settings.worker.concurrent_from;
     consumer
         .take_until(shutdown.cancelled())
         .ready_chunks(settings.worker.batch_size)
         .for_each_concurrent(settings.worker.concurrency, |chunk| {
+            let backlog = chunk.len() >= concurrent_from;
             let mut deliveries = Vec::with_capacity(chunk.len());
             for delivery in chunk {
                 match delivery {
@@ -110,6 +117,11 @@ async fn consume(
             let shutdown = shutdown.clone();
             let metrics = metrics.clone();
             async move {
+                let _turn = if backlog {
+                    None
+                } else {
+                    Some(alone.lock().await)
+                };
                 handle_chunk(&pool, deliveries, &metrics, dispatcher, &shutdown).await;
             }
         })
