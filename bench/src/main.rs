@@ -621,7 +621,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
             targets.push((
                 format!("{kind} RSS < 150 MB at half max"),
                 mib * 1.048_576 < 150.0,
-                format!("{:.1} MiB", mib),
+                format!("{:.1} MiB ({:.1} MB)", mib, mib * 1.048_576),
             ));
         }
     }
