@@ -102,6 +102,12 @@ struct Recording {
 
 /// Most deliveries recorded in one go.
 const RECORD_BATCH: usize = 64;
+/// How long the recorder waits for more deliveries to finish before it writes what it has.
+/// Nothing a receiver sees waits on it: a delivery has given back its slots before it is
+/// recorded, and its message stays leased (for far longer) until then. Under load, writing
+/// the few deliveries that had finished each time cost a transaction of three statements
+/// per handful of messages (docs/PERFORMANCE.md, session 7).
+const RECORD_LINGER: Duration = Duration::from_millis(25);
 
 /// Records the deliveries that are waiting, a transaction per tenant, while more finish.
 /// One try each: a batch that fails is recorded message by message by its senders, with
@@ -109,6 +115,16 @@ const RECORD_BATCH: usize = 64;
 async fn record_loop(pool: PgPool, mut waiting: UnboundedReceiver<Recording>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while waiting.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let until = tokio::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < RECORD_BATCH {
+            let more = RECORD_BATCH - batch.len();
+            match tokio::time::timeout_at(until, waiting.recv_many(&mut batch, more)).await {
+                // More arrived: wait for the rest of the linger (or a full batch).
+                Ok(n) if n > 0 => {}
+                // Closed (the dispatcher is gone), or the linger is over: write what is here.
+                _ => break,
+            }
+        }
         let mut by_tenant: HashMap<String, Vec<Recording>> = HashMap::new();
         for r in batch.drain(..) {
             by_tenant
