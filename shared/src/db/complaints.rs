@@ -318,6 +318,7 @@ pub async fn set_states_numbered(
 /// [`set_states_numbered`]), in one statement. Their webhooks are the caller's to queue, in
 /// the same transaction (`webhooks::complaint_events::messages_known`).
 pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[&EventRow]) -> QueryResult<()> {
+    use super::prepared::column;
     use diesel::sql_types::{Array, Integer, Jsonb, Text, Timestamptz};
     if events.is_empty() {
         return Ok(());
@@ -331,29 +332,14 @@ pub async fn insert_events(mut conn: &AsyncPgConnection, events: &[&EventRow]) -
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], \
                                   $6::text[], $7::jsonb[], $8::timestamptz[])",
         )
-        .bind::<Array<Text>, _>(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(
-            events
-                .iter()
-                .map(|e| e.tenant_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            events
-                .iter()
-                .map(|e| e.complaint_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Integer>, _>(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(
-            events
-                .iter()
-                .map(|e| e.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Jsonb>, _>(events.iter().map(|e| &e.data).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(events.iter().map(|e| e.at).collect::<Vec<_>>()),
+        .bind::<Array<Text>, _>(column(events, |e| e.id.as_str()))
+        .bind::<Array<Text>, _>(column(events, |e| e.tenant_id.as_str()))
+        .bind::<Array<Text>, _>(column(events, |e| e.complaint_id.as_str()))
+        .bind::<Array<Integer>, _>(column(events, |e| e.sequence))
+        .bind::<Array<Text>, _>(column(events, |e| e.event_type.as_str()))
+        .bind::<Array<Text>, _>(column(events, |e| e.actor.as_str()))
+        .bind::<Array<Jsonb>, _>(column(events, |e| &e.data))
+        .bind::<Array<Timestamptz>, _>(column(events, |e| e.at)),
     )
     .execute(&mut conn)
     .await

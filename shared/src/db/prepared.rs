@@ -19,6 +19,12 @@ use diesel::{
     QueryResult,
 };
 
+/// One column of `rows`, for a fixed-text multi-row statement that takes a column per array
+/// (`INSERT … SELECT … FROM unnest($1, $2, …)`) where a `VALUES` list would grow its text.
+pub fn column<'a, T, U>(rows: &'a [T], field: impl FnMut(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(field).collect()
+}
+
 /// A query diesel may keep prepared on the connection: see the module documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct Reused<Q>(Q);

@@ -491,8 +491,7 @@ impl CalendarCache {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = sla_clocks)]
+/// A clock to insert (`PlannedRung::write_first`).
 struct NewClock {
     tenant_id: String,
     complaint_id: String,
@@ -635,8 +634,8 @@ impl PlannedRung {
         if rows.is_empty() {
             return Ok(());
         }
+        use crate::db::prepared::column;
         use diesel::sql_types::{Array, Date, Jsonb, Nullable, Text, Timestamptz};
-        let text = |f: fn(&NewClock) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
         // Fixed text kept prepared (`db::prepared`): a multi-row VALUES list is new text for
         // every batch size, parsed and planned each time.
         crate::db::prepared::reuse(
@@ -649,22 +648,18 @@ impl PlannedRung {
                                       $9::date[], $10::timestamptz[], $11::timestamptz[], \
                                       $12::timestamptz[])",
             )
-            .bind::<Array<Text>, _>(text(|r| &r.tenant_id))
-            .bind::<Array<Text>, _>(text(|r| &r.complaint_id))
-            .bind::<Array<Text>, _>(text(|r| &r.channel))
-            .bind::<Array<Text>, _>(text(|r| &r.track))
-            .bind::<Array<Text>, _>(text(|r| &r.clock))
-            .bind::<Array<Text>, _>(text(|r| &r.state))
-            .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.spec).collect::<Vec<_>>())
-            .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.progress).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Date>>, _>(rows.iter().map(|r| r.due_on).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Timestamptz>>, _>(
-                rows.iter().map(|r| r.due_at).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<Timestamptz>>, _>(
-                rows.iter().map(|r| r.next_fire_at).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>()),
+            .bind::<Array<Text>, _>(column(&rows, |r| r.tenant_id.as_str()))
+            .bind::<Array<Text>, _>(column(&rows, |r| r.complaint_id.as_str()))
+            .bind::<Array<Text>, _>(column(&rows, |r| r.channel.as_str()))
+            .bind::<Array<Text>, _>(column(&rows, |r| r.track.as_str()))
+            .bind::<Array<Text>, _>(column(&rows, |r| r.clock.as_str()))
+            .bind::<Array<Text>, _>(column(&rows, |r| r.state.as_str()))
+            .bind::<Array<Jsonb>, _>(column(&rows, |r| &r.spec))
+            .bind::<Array<Jsonb>, _>(column(&rows, |r| &r.progress))
+            .bind::<Array<Nullable<Date>>, _>(column(&rows, |r| r.due_on))
+            .bind::<Array<Nullable<Timestamptz>>, _>(column(&rows, |r| r.due_at))
+            .bind::<Array<Nullable<Timestamptz>>, _>(column(&rows, |r| r.next_fire_at))
+            .bind::<Array<Timestamptz>, _>(column(&rows, |r| r.updated_at)),
         )
         .execute(&mut conn)
         .await

@@ -310,6 +310,7 @@ pub async fn save_cases(
     cases: &[(&ComplaintId, i32, &CaseRouting)],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
+    use crate::db::prepared::column;
     use diesel::sql_types::{Array, Integer, Jsonb, Text, Timestamptz};
     if cases.is_empty() {
         return Ok(());
@@ -332,8 +333,8 @@ pub async fn save_cases(
         )
         .bind::<Text, _>(tenant.as_str())
         .bind::<Timestamptz, _>(now)
-        .bind::<Array<Text>, _>(cases.iter().map(|(c, _, _)| c.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(cases.iter().map(|(_, v, _)| *v).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(column(cases, |(c, _, _)| c.as_str()))
+        .bind::<Array<Integer>, _>(column(cases, |(_, v, _)| *v))
         .bind::<Array<Jsonb>, _>(&states),
     )
     .execute(&mut conn)

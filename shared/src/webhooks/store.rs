@@ -475,6 +475,7 @@ pub async fn insert_new(
     tenant: &TenantId,
     messages: &[NewMessage],
 ) -> QueryResult<()> {
+    use crate::db::prepared::column;
     use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
     if messages.is_empty() {
         return Ok(());
@@ -493,24 +494,12 @@ pub async fn insert_new(
         )
         .bind::<Text, _>(tenant.as_str())
         .bind::<Text, _>(STATUS_PENDING)
-        .bind::<Array<Text>, _>(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(
-            messages
-                .iter()
-                .map(|m| m.endpoint_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            messages
-                .iter()
-                .map(|m| m.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(messages.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(messages.iter().map(|m| m.at).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Timestamptz>>, _>(
-            messages.iter().map(|m| m.claimed_until).collect::<Vec<_>>(),
-        ),
+        .bind::<Array<Text>, _>(column(messages, |m| m.id.as_str()))
+        .bind::<Array<Text>, _>(column(messages, |m| m.endpoint_id.as_str()))
+        .bind::<Array<Text>, _>(column(messages, |m| m.event_type.as_str()))
+        .bind::<Array<Text>, _>(column(messages, |m| m.body.as_str()))
+        .bind::<Array<Timestamptz>, _>(column(messages, |m| m.at))
+        .bind::<Array<Nullable<Timestamptz>>, _>(column(messages, |m| m.claimed_until)),
     )
     .execute(&mut conn)
     .await
