@@ -383,3 +383,98 @@ async fn a_batch_routes_each_of_its_complaints_once_or_changes_nothing() {
     }
     app.stop().await;
 }
+
+async fn file_one(app: &TestApp, token: &str) -> String {
+    let r = app.file(token, &example_complaint()).await;
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The complaint's `complaint.routed` event: when it was written and by which transaction.
+async fn routed_at(app: &TestApp, id: &str) -> (chrono::DateTime<chrono::Utc>, String) {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        at: chrono::DateTime<chrono::Utc>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        xid: String,
+    }
+    let mut conn = app.db().await;
+    let row: Row = diesel::sql_query(
+        "SELECT at, xmin::text AS xid FROM complaint_events \
+         WHERE complaint_id = $1 AND event_type = 'complaint.routed'",
+    )
+    .bind::<diesel::sql_types::Text, _>(id)
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    (row.at, row.xid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_keeps_up_routes_what_arrives_within_the_round_gap_in_one_transaction_and_a_quiet_one_does_not_wait(
+) {
+    let gap = Duration::from_millis(1500);
+    let app = TestApp::spawn_with(Options {
+        tweak: Box::new(move |s| {
+            s.worker.round_gap_ms = gap.as_millis() as u64;
+            s.relay.round_gap_ms = 0;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (_, token) = app.tenant_and_token().await;
+    // The first complaint is routed at once: no transaction started before it.
+    let filed = tokio::time::Instant::now();
+    let first = file_one(&app, &token).await;
+    app.wait_for_status(&token, &first, "routed", Duration::from_secs(20))
+        .await;
+    assert!(
+        filed.elapsed() < gap,
+        "a quiet worker does not wait for the gap: {:?}",
+        filed.elapsed()
+    );
+    let (first_at, first_xid) = routed_at(&app, &first).await;
+
+    // Filed right after it, one by one: they wait for the gap and go in one transaction.
+    let mut next = Vec::new();
+    for _ in 0..4 {
+        next.push(file_one(&app, &token).await);
+    }
+    for id in &next {
+        app.wait_for_status(&token, id, "routed", Duration::from_secs(20))
+            .await;
+    }
+    let mut transactions = std::collections::BTreeSet::new();
+    for id in &next {
+        let (at, xid) = routed_at(&app, id).await;
+        assert!(
+            at - first_at >= chrono::TimeDelta::milliseconds(1400),
+            "routed {} after the transaction before it, within the gap",
+            at - first_at
+        );
+        transactions.insert(xid);
+    }
+    assert!(!transactions.contains(&first_xid));
+    assert_eq!(
+        transactions.len(),
+        1,
+        "what arrived during the gap is one batch"
+    );
+
+    // Once the gap has passed, a new complaint is routed at once again.
+    tokio::time::sleep(gap).await;
+    let filed = tokio::time::Instant::now();
+    let last = file_one(&app, &token).await;
+    app.wait_for_status(&token, &last, "routed", Duration::from_secs(20))
+        .await;
+    assert!(
+        filed.elapsed() < gap,
+        "a worker whose last transaction started longer ago than the gap does not wait: {:?}",
+        filed.elapsed()
+    );
+    app.stop().await;
+}

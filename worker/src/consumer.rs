@@ -90,42 +90,78 @@ async fn consume(
     tracing::info!(queue = %topology.routing_queue, prefetch = settings.worker.prefetch, concurrency = settings.worker.concurrency, "router consuming");
 
     let mut broker_error = None;
+    let mut consumer = consumer;
     // Concurrency is bounded separately from prefetch: at most this many transactions hold
-    // a database connection at once, which keeps the pool from being exhausted. Each takes
-    // the messages that have already arrived, up to a batch, and never waits for more.
-    // A batch smaller than `concurrent_from` waits for the routing transaction in flight
-    // to finish (`alone`): a worker that keeps up routes one batch at a time, which lets
-    // the batches grow and leaves the cores to intake; only a backlog gets a second.
-    let alone = tokio::sync::Mutex::new(());
-    let alone = &alone;
+    // a database connection at once, which keeps the pool from being exhausted. A batch is
+    // the messages that have arrived, up to `batch_size`; a batch smaller than
+    // `concurrent_from` waits for the routing transaction in flight (`alone`) and for
+    // `round_gap_ms` since the last one started, and takes what arrived meanwhile: a worker
+    // that keeps up routes one batch at a time, in batches that grow with the load, and
+    // leaves the cores to intake; only a backlog gets a second transaction. Forming the
+    // batch after the wait (not before) is what lets it take what arrived meanwhile.
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.worker.concurrency));
+    let alone = Arc::new(tokio::sync::Mutex::new(()));
     let concurrent_from = settings.worker.concurrent_from;
-    consumer
-        .take_until(shutdown.cancelled())
-        .ready_chunks(settings.worker.batch_size)
-        .for_each_concurrent(settings.worker.concurrency, |chunk| {
-            let backlog = chunk.len() >= concurrent_from;
-            let mut deliveries = Vec::with_capacity(chunk.len());
-            for delivery in chunk {
-                match delivery {
-                    Ok(delivery) => deliveries.push(delivery),
-                    Err(e) => {
-                        broker_error.get_or_insert(e);
-                    }
+    let batch_size = settings.worker.batch_size;
+    let round_gap = Duration::from_millis(settings.worker.round_gap_ms);
+    let mut last_start: Option<tokio::time::Instant> = None;
+    let mut running = tokio::task::JoinSet::new();
+    'rounds: loop {
+        while running.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // the semaphore is never closed
+            },
+        };
+        let mut chunk = Vec::with_capacity(batch_size);
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = consumer.next() => next,
+        };
+        match first {
+            Some(Ok(delivery)) => chunk.push(delivery),
+            Some(Err(e)) => {
+                broker_error.get_or_insert(e);
+                continue;
+            }
+            None => break,
+        }
+        if take_ready(&mut consumer, &mut chunk, batch_size, &mut broker_error) {
+            break;
+        }
+        let turn = if chunk.len() >= concurrent_from {
+            None
+        } else {
+            let turn = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                turn = alone.clone().lock_owned() => turn,
+            };
+            if let Some(at) = last_start {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'rounds,
+                    _ = tokio::time::sleep_until(at + round_gap) => {}
                 }
             }
-            let pool = pool.clone();
-            let shutdown = shutdown.clone();
-            let metrics = metrics.clone();
-            async move {
-                let _turn = if backlog {
-                    None
-                } else {
-                    Some(alone.lock().await)
-                };
-                handle_chunk(&pool, deliveries, &metrics, dispatcher, &shutdown).await;
+            if take_ready(&mut consumer, &mut chunk, batch_size, &mut broker_error) {
+                break;
             }
-        })
-        .await;
+            Some(turn)
+        };
+        last_start = Some(tokio::time::Instant::now());
+        let pool = pool.clone();
+        let shutdown = shutdown.clone();
+        let metrics = metrics.clone();
+        let dispatcher = dispatcher.cloned();
+        running.spawn(async move {
+            let _slot = permit;
+            let _turn = turn;
+            handle_chunk(&pool, chunk, &metrics, dispatcher.as_ref(), &shutdown).await;
+        });
+    }
+    // The batches in flight finish (or, on shutdown, give their messages back unacked).
+    while running.join_next().await.is_some() {}
     // Unacked messages go back to the queue when the channel closes.
     // A close on a dead connection waits for an answer that never comes.
     let _ = tokio::time::timeout(
@@ -146,6 +182,28 @@ async fn consume(
             lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
         )),
     }
+}
+
+/// Adds the deliveries that have already arrived to `chunk`, up to `limit`, without
+/// waiting. True when the consumer ended (the broker closed it).
+fn take_ready(
+    consumer: &mut lapin::Consumer,
+    chunk: &mut Vec<Delivery>,
+    limit: usize,
+    broker_error: &mut Option<lapin::Error>,
+) -> bool {
+    use futures::FutureExt;
+    while chunk.len() < limit {
+        match consumer.next().now_or_never() {
+            None => return false,
+            Some(Some(Ok(delivery))) => chunk.push(delivery),
+            Some(Some(Err(e))) => {
+                broker_error.get_or_insert(e);
+            }
+            Some(None) => return true,
+        }
+    }
+    false
 }
 
 /// Applies the messages that arrived together: parses them, splits them into batches

@@ -27,10 +27,6 @@ use crate::{
     db::{prepared::reuse, PgPool},
 };
 
-/// Shortest time between the starts of two rounds of a relay that is keeping up: at most
-/// this much more on a complaint's way to the router, against a round per intake commit.
-const MIN_ROUND_GAP: std::time::Duration = std::time::Duration::from_millis(10);
-
 /// Lets the rest of the process wake the relay right after it commits an outbox row, and
 /// tells readiness checks whether the broker is reachable.
 #[derive(Clone, Default)]
@@ -53,6 +49,7 @@ pub struct Relay {
     amqp_url: String,
     topology: Topology,
     poll: Duration,
+    round_gap: Duration,
     batch: i64,
     lease_secs: i64,
     handle: RelayHandle,
@@ -87,6 +84,7 @@ impl Relay {
             amqp_url: settings.amqp_url.expose().to_owned(),
             topology: Topology::new(&settings.amqp_namespace, settings.worker.max_deliveries),
             poll: Duration::from_millis(settings.relay.poll_interval_ms),
+            round_gap: Duration::from_millis(settings.relay.round_gap_ms),
             batch: settings.relay.batch_size,
             lease_secs: settings.relay.lease_secs,
             handle,
@@ -167,11 +165,11 @@ impl Relay {
                 _ = tokio::time::sleep(self.poll) => {}
             }
             // Every intake commit wakes the relay; a round per wake-up mostly carried one
-            // row, and a claim is planned on every call. Rounds at least MIN_ROUND_GAP
+            // row, and a claim is planned on every call. Rounds at least `round_gap`
             // apart take what was committed meanwhile (docs/PERFORMANCE.md).
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(started + MIN_ROUND_GAP) => {}
+                _ = tokio::time::sleep_until(started + self.round_gap) => {}
             }
         }
     }
