@@ -222,6 +222,11 @@ struct Machine {
     kernel: String,
     load_average_at_start: [f64; 3],
     postgres: String,
+    /// The server settings that the write path's latency depends on (buffers, WAL,
+    /// checkpoints, the background writer, vacuum): the same code measures very
+    /// differently on a server with its defaults and on a tuned one
+    /// (docs/PERFORMANCE.md, session 8).
+    postgres_settings: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Default)]
@@ -518,14 +523,65 @@ fn spec(mode: Mode, secs: u64, tag: &str, grace: u64) -> LoadSpec {
     }
 }
 
-fn machine(postgres: String) -> Machine {
+fn machine(
+    postgres: String,
+    postgres_settings: std::collections::BTreeMap<String, String>,
+) -> Machine {
     Machine {
         cpus: sys::cpu_count(),
         mem_total_gib: sys::mem_total_gib(),
         kernel: sys::kernel(),
         load_average_at_start: sys::load_average(),
         postgres,
+        postgres_settings,
     }
+}
+
+/// The settings reported with every run (see [`Machine::postgres_settings`]).
+const REPORTED_SETTINGS: &[&str] = &[
+    "shared_buffers",
+    "bgwriter_lru_maxpages",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_compression",
+    "synchronous_commit",
+    "fsync",
+    "autovacuum",
+];
+
+async fn postgres_settings(url: &str) -> std::collections::BTreeMap<String, String> {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let names: Vec<String> = REPORTED_SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+    async {
+        let mut c = AsyncPgConnection::establish(url).await?;
+        let rows: Vec<Setting> = diesel_async::RunQueryDsl::load(
+            diesel::sql_query(
+                "SELECT name, current_setting(name) AS value FROM pg_settings \
+                 WHERE name = ANY($1)",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(names),
+            &mut c,
+        )
+        .await?;
+        anyhow::Ok(rows.into_iter().map(|r| (r.name, r.value)).collect())
+    }
+    .await
+    .unwrap_or_default()
+}
+
+/// `shared_buffers 128MB, max_wal_size 1GB, …` in the order of [`REPORTED_SETTINGS`].
+fn settings_line(settings: &std::collections::BTreeMap<String, String>) -> String {
+    REPORTED_SETTINGS
+        .iter()
+        .filter_map(|name| settings.get(*name).map(|v| format!("{name} {v}")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn postgres_version(url: &str) -> String {
@@ -555,7 +611,10 @@ fn env_value(env: &[(String, String)], key: &str) -> Option<String> {
 }
 
 async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Result<()> {
-    let machine = machine(postgres_version(&common.pg_admin_url).await);
+    let machine = machine(
+        postgres_version(&common.pg_admin_url).await,
+        postgres_settings(&common.pg_admin_url).await,
+    );
     let mut bench = start(&common, 1, 1, &[], &[]).await?;
     let outcome = run_phases(&mut bench, &args, &common).await;
     let rows = verify::load(&bench.stack.database_url).await;
@@ -640,6 +699,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
         "\nredress-bench run — {} CPUs, {:.1} GiB, Postgres {}, kernel {}",
         machine.cpus, machine.mem_total_gib, machine.postgres, machine.kernel
     );
+    println!("postgres: {}", settings_line(&machine.postgres_settings));
     println!("command: {command_line}\n");
     let mut rows_out = Vec::new();
     if let Some(s) = &sql {
@@ -925,7 +985,10 @@ fn default_pg_restart() -> anyhow::Result<String> {
 }
 
 async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow::Result<()> {
-    let machine = machine(postgres_version(&common.pg_admin_url).await);
+    let machine = machine(
+        postgres_version(&common.pg_admin_url).await,
+        postgres_settings(&common.pg_admin_url).await,
+    );
     let (apis, workers) = match args.kind {
         DrillKind::Scale => (args.apis, args.workers),
         _ => (1, 1),
@@ -969,6 +1032,7 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
         "\nredress-bench drill {:?} — {} CPUs, {:.1} GiB, Postgres {}",
         args.kind, machine.cpus, machine.mem_total_gib, machine.postgres
     );
+    println!("postgres: {}", settings_line(&machine.postgres_settings));
     println!("command: {command_line}");
     println!(
         "load: {:.0}/s open loop for {} s; fault at {} s; processes {}; load average {:.2} → {:.2}",
@@ -1205,3 +1269,24 @@ async fn poll_readyz(url: String, for_how_long: Duration) -> BTreeMap<String, u6
 
 /// Environment variables handed to a child process.
 type EnvVars = Vec<(String, String)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_line_follows_the_reported_order_and_skips_what_the_server_did_not_say() {
+        let settings: std::collections::BTreeMap<String, String> = [
+            ("autovacuum", "off"),
+            ("shared_buffers", "128MB"),
+            ("max_wal_size", "1GB"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(
+            settings_line(&settings),
+            "shared_buffers 128MB, max_wal_size 1GB, autovacuum off"
+        );
+    }
+}
