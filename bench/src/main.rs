@@ -523,10 +523,12 @@ fn spec(mode: Mode, secs: u64, tag: &str, grace: u64) -> LoadSpec {
     }
 }
 
-fn machine(
-    postgres: String,
-    postgres_settings: std::collections::BTreeMap<String, String>,
-) -> Machine {
+/// The machine, with the Postgres server's version and [`REPORTED_SETTINGS`] read in one
+/// query.
+fn machine(mut postgres_settings: std::collections::BTreeMap<String, String>) -> Machine {
+    let postgres = postgres_settings
+        .remove("server_version")
+        .unwrap_or_default();
     Machine {
         cpus: sys::cpu_count(),
         mem_total_gib: sys::mem_total_gib(),
@@ -557,7 +559,11 @@ async fn postgres_settings(url: &str) -> std::collections::BTreeMap<String, Stri
         #[diesel(sql_type = diesel::sql_types::Text)]
         value: String,
     }
-    let names: Vec<String> = REPORTED_SETTINGS.iter().map(|s| (*s).to_owned()).collect();
+    let names: Vec<String> = REPORTED_SETTINGS
+        .iter()
+        .chain(&["server_version"])
+        .map(|s| (*s).to_owned())
+        .collect();
     async {
         let mut c = AsyncPgConnection::establish(url).await?;
         let rows: Vec<Setting> = diesel_async::RunQueryDsl::load(
@@ -584,25 +590,6 @@ fn settings_line(settings: &std::collections::BTreeMap<String, String>) -> Strin
         .join(", ")
 }
 
-async fn postgres_version(url: &str) -> String {
-    #[derive(diesel::QueryableByName)]
-    struct V {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        v: String,
-    }
-    async {
-        let mut c = AsyncPgConnection::establish(url).await?;
-        let v: V = diesel_async::RunQueryDsl::get_result(
-            diesel::sql_query("SELECT current_setting('server_version') AS v"),
-            &mut c,
-        )
-        .await?;
-        anyhow::Ok(v.v)
-    }
-    .await
-    .unwrap_or_default()
-}
-
 fn env_value(env: &[(String, String)], key: &str) -> Option<String> {
     env.iter()
         .rev()
@@ -611,10 +598,7 @@ fn env_value(env: &[(String, String)], key: &str) -> Option<String> {
 }
 
 async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Result<()> {
-    let machine = machine(
-        postgres_version(&common.pg_admin_url).await,
-        postgres_settings(&common.pg_admin_url).await,
-    );
+    let machine = machine(postgres_settings(&common.pg_admin_url).await);
     let mut bench = start(&common, 1, 1, &[], &[]).await?;
     let outcome = run_phases(&mut bench, &args, &common).await;
     let rows = verify::load(&bench.stack.database_url).await;
@@ -985,10 +969,7 @@ fn default_pg_restart() -> anyhow::Result<String> {
 }
 
 async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow::Result<()> {
-    let machine = machine(
-        postgres_version(&common.pg_admin_url).await,
-        postgres_settings(&common.pg_admin_url).await,
-    );
+    let machine = machine(postgres_settings(&common.pg_admin_url).await);
     let (apis, workers) = match args.kind {
         DrillKind::Scale => (args.apis, args.workers),
         _ => (1, 1),

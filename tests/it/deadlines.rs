@@ -254,7 +254,7 @@ async fn a_new_years_arrangement_is_loaded_as_data_and_schedules_the_clocks_wait
     let app = api_only().await;
     let (tenant, token) = app.tenant_and_token().await;
     // A case routed on 2027-01-04, before the 2027 arrangement is known: its clocks wait.
-    let id = file_quietly(&app, &token).await;
+    let id = app.file_example(&token).await;
     let started = utc("2027-01-04T10:00:00+08:00");
     route_by_hand(
         &app,
@@ -583,17 +583,6 @@ async fn tenant_admins_manage_sla_policies_and_a_new_tenant_starts_with_the_cn_p
 // ---------------------------------------------------------------------------------------
 // Clocks in Postgres
 
-/// Files a complaint with no worker running, so it stays `submitted` until the test
-/// routes it by hand.
-async fn file_quietly(app: &TestApp, token: &str) -> String {
-    let r = app.file(token, &example_complaint()).await;
-    assert_eq!(r.status(), 202);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// Routes a case to `channel` at `started_at` the way the routing engine does: clocks
 /// started, rung stored, in one transaction.
 async fn route_by_hand(
@@ -668,7 +657,7 @@ async fn a_paused_clock_counts_its_unused_part_again_from_the_resume_date() {
     let (tenant, token) = app.tenant_and_token().await;
 
     // 12315: accept within 7 working days. Received Friday 2025-09-26: due 2025-10-13.
-    let id = file_quietly(&app, &token).await;
+    let id = app.file_example(&token).await;
     route_by_hand(
         &app,
         &tenant,
@@ -710,7 +699,7 @@ async fn a_paused_clock_counts_its_unused_part_again_from_the_resume_date() {
 
     // Calendar days: the PBOC-transferred 15 days from Monday 2026-03-02 (due 03-17);
     // paused Friday 03-06 with 11 days unused; resumed Monday 03-16: due Friday 03-27.
-    let id = file_quietly(&app, &token).await;
+    let id = app.file_example(&token).await;
     route_by_hand(
         &app,
         &tenant,
@@ -774,7 +763,7 @@ async fn a_paused_clock_counts_its_unused_part_again_from_the_resume_date() {
 async fn an_operator_extends_a_15_day_deadline_to_30_then_60_days_counted_from_the_start() {
     let app = api_only().await;
     let (tenant, token) = app.tenant_and_token().await;
-    let id = file_quietly(&app, &token).await;
+    let id = app.file_example(&token).await;
     // Transferred by the PBOC branch on 2026-02-05: 15 days end on 02-20, a Spring Festival
     // rest day, so the deadline is 02-24.
     route_by_hand(
@@ -884,7 +873,7 @@ async fn an_operator_extends_a_15_day_deadline_to_30_then_60_days_counted_from_t
 
     // A paused clock keeps its pause: extended by 15 days while paused, it resumes with 15
     // more days left than it had.
-    let id = file_quietly(&app, &token).await;
+    let id = app.file_example(&token).await;
     route_by_hand(
         &app,
         &tenant,

@@ -384,13 +384,13 @@ async fn a_batch_routes_each_of_its_complaints_once_or_changes_nothing() {
     app.stop().await;
 }
 
-async fn file_one(app: &TestApp, token: &str) -> String {
-    let r = app.file(token, &example_complaint()).await;
-    assert_eq!(r.status(), 202);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// Files the example complaint and waits until it is routed: its id and how long that took.
+async fn file_until_routed(app: &TestApp, token: &str) -> (String, Duration) {
+    let filed = tokio::time::Instant::now();
+    let id = app.file_example(token).await;
+    app.wait_for_status(token, &id, "routed", Duration::from_secs(20))
+        .await;
+    (id, filed.elapsed())
 }
 
 /// The complaint's `complaint.routed` event: when it was written and by which transaction.
@@ -428,21 +428,17 @@ async fn a_worker_that_keeps_up_routes_what_arrives_within_the_round_gap_in_one_
     .await;
     let (_, token) = app.tenant_and_token().await;
     // The first complaint is routed at once: no transaction started before it.
-    let filed = tokio::time::Instant::now();
-    let first = file_one(&app, &token).await;
-    app.wait_for_status(&token, &first, "routed", Duration::from_secs(20))
-        .await;
+    let (first, took) = file_until_routed(&app, &token).await;
     assert!(
-        filed.elapsed() < gap,
-        "a quiet worker does not wait for the gap: {:?}",
-        filed.elapsed()
+        took < gap,
+        "a quiet worker does not wait for the gap: {took:?}"
     );
     let (first_at, first_xid) = routed_at(&app, &first).await;
 
     // Filed right after it, one by one: they wait for the gap and go in one transaction.
     let mut next = Vec::new();
     for _ in 0..4 {
-        next.push(file_one(&app, &token).await);
+        next.push(app.file_example(&token).await);
     }
     for id in &next {
         app.wait_for_status(&token, id, "routed", Duration::from_secs(20))
@@ -467,14 +463,10 @@ async fn a_worker_that_keeps_up_routes_what_arrives_within_the_round_gap_in_one_
 
     // Once the gap has passed, a new complaint is routed at once again.
     tokio::time::sleep(gap).await;
-    let filed = tokio::time::Instant::now();
-    let last = file_one(&app, &token).await;
-    app.wait_for_status(&token, &last, "routed", Duration::from_secs(20))
-        .await;
+    let (_, took) = file_until_routed(&app, &token).await;
     assert!(
-        filed.elapsed() < gap,
-        "a worker whose last transaction started longer ago than the gap does not wait: {:?}",
-        filed.elapsed()
+        took < gap,
+        "a worker whose last transaction started longer ago than the gap does not wait: {took:?}"
     );
     app.stop().await;
 }

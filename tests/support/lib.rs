@@ -327,6 +327,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Files the example complaint, expects it accepted and returns its id.
+    pub async fn file_example(&self, token: &str) -> String {
+        let r = self.file(token, &example_complaint()).await;
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self
             .http

@@ -79,7 +79,7 @@ async fn consume(
     channel
         .basic_qos(settings.worker.prefetch, BasicQosOptions::default())
         .await?;
-    let consumer = channel
+    let mut consumer = channel
         .basic_consume(
             topology.routing_queue.as_str().into(),
             "".into(),
@@ -90,7 +90,6 @@ async fn consume(
     tracing::info!(queue = %topology.routing_queue, prefetch = settings.worker.prefetch, concurrency = settings.worker.concurrency, "router consuming");
 
     let mut broker_error = None;
-    let mut consumer = consumer;
     // Concurrency is bounded separately from prefetch: at most this many transactions hold
     // a database connection at once, which keeps the pool from being exhausted. A batch is
     // the messages that have arrived, up to `batch_size`; a batch smaller than
@@ -106,7 +105,7 @@ async fn consume(
     let round_gap = Duration::from_millis(settings.worker.round_gap_ms);
     let mut last_start: Option<tokio::time::Instant> = None;
     let mut running = tokio::task::JoinSet::new();
-    'rounds: loop {
+    loop {
         while running.try_join_next().is_some() {}
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -140,7 +139,7 @@ async fn consume(
             };
             if let Some(at) = last_start {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break 'rounds,
+                    _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep_until(at + round_gap) => {}
                 }
             }
