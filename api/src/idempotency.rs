@@ -1,5 +1,6 @@
-//! `Idempotency-Key` (CONTRACT §2): the first answer is stored with the complaint, in the
-//! same statement, and replayed for a retry with the same body.
+//! `Idempotency-Key` (CONTRACT §2): the key is stored with the complaint, in the same
+//! statement, and a retry with the same body gets the first answer again, rendered from the
+//! complaint as filed (`redress_shared::db::intake::first_answer`; migration 000019).
 //!
 //! Filing (`redress_shared::db::intake`, migration 000012) holds the key with a
 //! transaction-scoped advisory lock while it works, so a concurrent retry with the same key

@@ -204,16 +204,15 @@ async fn write_one(
         .bind::<Jsonb, _>(&payload)
         .execute(conn)
         .await?;
-        // The partner's Idempotency-Key with the answer it got (the load sends a key with
-        // every complaint, as careful partners do).
+        // The partner's Idempotency-Key (the load sends one with every complaint, as
+        // careful partners do), without its answer, as intake stores it (migration 000019).
         diesel::sql_query(format!(
-            "INSERT INTO {SCHEMA}.idempotency_keys (client_id, idempotency_key, request_hash, response_status, response_body, resource_id, tenant_id) \
-             VALUES ($1, $2, $3, 202, $4, $5, $6)"
+            "INSERT INTO {SCHEMA}.idempotency_keys (client_id, idempotency_key, request_hash, response_status, resource_id, tenant_id) \
+             VALUES ($1, $2, $3, 202, $4, $5)"
         ))
         .bind::<Text, _>(client)
         .bind::<Text, _>(&key)
         .bind::<Text, _>(&hash)
-        .bind::<Jsonb, _>(&body)
         .bind::<Text, _>(&id)
         .bind::<Text, _>(tenant)
         .execute(conn)

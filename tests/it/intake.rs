@@ -264,6 +264,65 @@ async fn a_retry_while_the_first_request_holds_the_key_is_409_and_a_dead_request
     app.stop().await;
 }
 
+/// CONTRACT §2: a retry gets the first answer, also after the complaint moved on. The key
+/// keeps no copy of it (migration 000019); the replay renders the complaint as filed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_routing_gets_the_first_answer_again_though_the_key_stored_no_copy_of_it() {
+    use diesel::sql_types::{Bool, Text};
+    use diesel_async::RunQueryDsl;
+
+    let app = TestApp::spawn().await;
+    let (_, token) = app.tenant_and_token().await;
+    let body = example_complaint();
+    let key = format!("after-routing-{}", uuid::Uuid::new_v4().simple());
+    let send = || {
+        app.http
+            .post(app.url("/v1/complaints"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    let routed = app
+        .wait_for_status(&token, &id, "routed", Duration::from_secs(20))
+        .await;
+    assert_ne!(routed["updated_at"], first["updated_at"], "{routed}");
+
+    #[derive(diesel::QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = Bool)]
+        has_answer: bool,
+    }
+    let stored: Stored = diesel::sql_query(
+        "SELECT response_body IS NOT NULL AS has_answer FROM idempotency_keys \
+         WHERE idempotency_key = $1",
+    )
+    .bind::<Text, _>(&key)
+    .get_result(&mut app.db().await)
+    .await
+    .unwrap();
+    assert!(!stored.has_answer, "the key keeps no copy of the answer");
+
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(
+        again.headers().get("location").unwrap().to_str().unwrap(),
+        format!("/v1/complaints/{id}")
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        again, first,
+        "the replay is the first answer, not the routed case"
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_numbers_are_masked_before_storage_and_phones_in_lists() {
     let app = TestApp::spawn_with(Options {

@@ -6,6 +6,9 @@
 //!
 //! Everything written is computed here (ids, the validated details, the answer the partner
 //! gets); the function decides, under the key's lock, whether to write it.
+//!
+//! The key keeps no copy of the answer (migration 000019): a replay renders the first answer
+//! from the complaint row again, with [`first_answer`], the code that built it.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::{
@@ -16,14 +19,15 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
-use super::complaints::ComplaintRow;
+use super::complaints::{self, ComplaintRow, RowError};
 use crate::{
     domain::{
         complaint::ComplaintInput,
         events::{self, QueueMessage},
-        Status,
+        ComplaintView, Status,
     },
     ids::{ClientId, ComplaintId, EventId, TenantId},
+    tenancy::Scope,
 };
 
 /// What a complaint is filed with.
@@ -44,7 +48,8 @@ pub struct Filing<'a> {
 pub enum Filed {
     /// Written; the complaint as the partner sees it (`ComplaintView` as JSON).
     Created(Value),
-    /// The key was answered before; this is that answer.
+    /// The key was answered before; this is that answer (rendered again from the complaint
+    /// with [`first_answer`] unless an earlier version stored it).
     Replay {
         status: u16,
         body: Value,
@@ -73,6 +78,23 @@ pub fn is_key_taken(error: &DbError) -> bool {
 /// Postgres keeps microseconds; the answer must show the same instant a later read does.
 pub fn storage_precision(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(at)
+}
+
+/// The first answer to a filing: the complaint as filed, whatever happened to it since.
+/// What filing and routing change later (status, rungs, evidence still missing, sequence,
+/// `updated_at`) is set back to what it was when filed; the rest of the row is never
+/// changed, except by erasure, whose blanks the answer then shows too. Filing builds its
+/// answer with this, so a replay is the same answer.
+pub fn first_answer(row: &ComplaintRow) -> Result<ComplaintView, RowError> {
+    let as_filed = ComplaintRow {
+        status: Status::Submitted.as_str().to_owned(),
+        current_rungs: json!([]),
+        missing_evidence: Vec::new(),
+        last_sequence: 1,
+        updated_at: row.created_at,
+        ..row.clone()
+    };
+    as_filed.to_view()
 }
 
 /// Everything one filing writes, computed from a [`Filing`] before it goes to Postgres:
@@ -108,7 +130,7 @@ impl Filing<'_> {
         let serialise = |e: serde_json::Error| DbError::SerializationError(Box::new(e));
         let details = serde_json::to_value(self.input).map_err(serialise)?;
         // The answer is the view of the row as it will be stored: built by the same code a
-        // later read uses, from the same values.
+        // later read and a replay use, from the same values.
         let row = ComplaintRow {
             id: self.id.to_string(),
             tenant_id: self.tenant.to_string(),
@@ -125,9 +147,7 @@ impl Filing<'_> {
             created_at: now,
             updated_at: now,
         };
-        let view = row
-            .to_view()
-            .map_err(|e| DbError::SerializationError(Box::new(e)))?;
+        let view = first_answer(&row).map_err(|e| DbError::SerializationError(Box::new(e)))?;
         let response = serde_json::to_value(&view).map_err(serialise)?;
         let message = QueueMessage {
             message_id: uuid::Uuid::now_v7(),
@@ -186,6 +206,42 @@ struct NumberedOutcome {
 }
 
 impl Outcome {
+    /// A replay of a key whose answer was not stored gets it rendered from its complaint
+    /// (after the filing's statement, in a transaction of the filing's tenant). Replays are
+    /// retries, rare next to filings, so the read is paid by them alone.
+    async fn render_replay(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        v: &FilingValues,
+    ) -> QueryResult<()> {
+        if self.outcome != "replay" || self.response_body.is_some() {
+            return Ok(());
+        }
+        let Some(id) = self.resource_id.clone() else {
+            return Err(DbError::DeserializationError(
+                "a replayed Idempotency-Key names no complaint".into(),
+            ));
+        };
+        let tenant = TenantId::from_trusted(v.tenant.clone());
+        let scope = Scope::client(tenant.clone(), ClientId::from_trusted(v.client.clone()));
+        let id = ComplaintId::from_trusted(id);
+        let row = super::tenant::transaction(conn, &tenant, async |conn| {
+            complaints::find(conn, &scope, &id).await
+        })
+        .await?
+        .ok_or_else(|| {
+            // Complaints are never deleted; a key outlives nothing it names.
+            DbError::DeserializationError(
+                format!("the complaint {id} of a replayed Idempotency-Key is gone").into(),
+            )
+        })?;
+        let answer = first_answer(&row).map_err(|e| DbError::SerializationError(Box::new(e)))?;
+        self.response_body = Some(
+            serde_json::to_value(&answer).map_err(|e| DbError::SerializationError(Box::new(e)))?,
+        );
+        Ok(())
+    }
+
     fn filed(self, response: &Value) -> QueryResult<Filed> {
         Ok(match self.outcome.as_str() {
             "created" => Filed::Created(self.response_body.unwrap_or_else(|| response.clone())),
@@ -220,7 +276,7 @@ pub async fn file(conn: &mut AsyncPgConnection, f: &Filing<'_>) -> QueryResult<F
 pub async fn file_values(conn: &mut AsyncPgConnection, v: &FilingValues) -> QueryResult<Filed> {
     // Reused: the text is fixed, and preparing it anew on each call cost a round trip and
     // a parse and plan in Postgres every time (`db::prepared`).
-    let result: Outcome = super::prepared::reuse(
+    let mut result: Outcome = super::prepared::reuse(
         diesel::sql_query(
             "SELECT outcome, response_status, response_body, resource_id \
              FROM redress_file_complaint($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
@@ -244,10 +300,12 @@ pub async fn file_values(conn: &mut AsyncPgConnection, v: &FilingValues) -> Quer
         .bind::<Jsonb, _>(&v.event_data)
         .bind::<SqlUuid, _>(v.message_id)
         .bind::<Jsonb, _>(&v.payload)
-        .bind::<Jsonb, _>(&v.response),
+        // The answer is not stored (migration 000019).
+        .bind::<Nullable<Jsonb>, _>(None::<Value>),
     )
     .get_result(conn)
     .await?;
+    result.render_replay(conn, v).await?;
     result.filed(&v.response)
 }
 
@@ -302,7 +360,8 @@ pub async fn file_many(
         .bind::<Array<Jsonb>, _>(column(filings, |v| &v.event_data))
         .bind::<Array<SqlUuid>, _>(&message_ids)
         .bind::<Array<Jsonb>, _>(column(filings, |v| &v.payload))
-        .bind::<Array<Jsonb>, _>(column(filings, |v| &v.response)),
+        // The answers are not stored (migration 000019).
+        .bind::<Array<Nullable<Jsonb>>, _>(vec![None::<Value>; filings.len()]),
     )
     .load(conn)
     .await?;
@@ -317,12 +376,13 @@ pub async fn file_many(
         ));
     }
     let mut filed = Vec::with_capacity(filings.len());
-    for ((expected, row), values) in (1..).zip(rows).zip(filings) {
+    for ((expected, mut row), values) in (1..).zip(rows).zip(filings) {
         if row.ordinal != expected {
             return Err(DbError::DeserializationError(
                 "redress_file_complaints answered out of order".into(),
             ));
         }
+        row.outcome.render_replay(conn, values).await?;
         filed.push(row.outcome.filed(&values.response)?);
     }
     Ok(filed)

@@ -1,0 +1,105 @@
+-- Back to storing every answer in full (migration 000012's definition). Keys written
+-- meanwhile have no stored answer; this version would treat them as reservations, so they
+-- are dropped (a retry with one of them files a new complaint, or meets external_ref).
+DELETE FROM idempotency_keys WHERE response_status IS NOT NULL AND response_body IS NULL;
+CREATE OR REPLACE FUNCTION redress_file_complaint(
+        p_tenant text, p_client text, p_routing_version int,
+        p_key text, p_hash text,
+        p_id text, p_external_ref text, p_category text, p_provider text,
+        p_complainant_kind text, p_details jsonb, p_now timestamptz,
+        p_event_id text, p_event_type text, p_actor text, p_event_data jsonb,
+        p_message_id uuid, p_payload jsonb,
+        p_response jsonb)
+    RETURNS TABLE (outcome text, response_status int, response_body jsonb, resource_id text)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, public
+    SET jit = off
+    AS $$
+    DECLARE
+        stored record;
+        existing text;
+    BEGIN
+        PERFORM set_config('redress.tenant_id', p_tenant, true);
+
+        -- The categories are those of the routing in force (its latest version).
+        IF (SELECT max(v.version) FROM routing_versions v WHERE v.tenant_id = p_tenant)
+                IS DISTINCT FROM p_routing_version THEN
+            RETURN QUERY SELECT 'routing_changed'::text, NULL::int, NULL::jsonb, NULL::text;
+            RETURN;
+        END IF;
+
+        IF p_key IS NOT NULL THEN
+            -- Held until this transaction ends, however it ends (also when the API dies):
+            -- a concurrent retry with the same key is told "in flight" at once. 7655 is
+            -- 0x1de7, the class that keeps these locks apart from any other advisory lock.
+            IF NOT pg_try_advisory_xact_lock(7655, hashtext(p_client || E'\n' || p_key)) THEN
+                RETURN QUERY SELECT 'in_flight'::text, NULL::int, NULL::jsonb, NULL::text;
+                RETURN;
+            END IF;
+            SELECT k.request_hash, k.response_status, k.response_body, k.resource_id, k.created_at
+                INTO stored
+                FROM idempotency_keys k
+                WHERE k.client_id = p_client AND k.idempotency_key = p_key;
+            IF FOUND THEN
+                IF stored.request_hash <> p_hash THEN
+                    RETURN QUERY SELECT 'mismatch'::text, NULL::int, NULL::jsonb, NULL::text;
+                    RETURN;
+                END IF;
+                IF stored.response_status IS NOT NULL AND stored.response_body IS NOT NULL THEN
+                    RETURN QUERY SELECT 'replay'::text, stored.response_status,
+                        stored.response_body, stored.resource_id;
+                    RETURN;
+                END IF;
+                -- A row without an answer was reserved by an API version that committed
+                -- reservations on their own: younger than a minute it may still be in
+                -- flight there (a rolling deploy); older, its request died.
+                IF stored.created_at >= p_now - interval '60 seconds' THEN
+                    RETURN QUERY SELECT 'in_flight'::text, NULL::int, NULL::jsonb, NULL::text;
+                    RETURN;
+                END IF;
+            END IF;
+        END IF;
+
+        INSERT INTO complaints (id, tenant_id, client_id, external_ref, status, category,
+                                provider, complainant_kind, details, created_at, updated_at,
+                                last_sequence)
+        VALUES (p_id, p_tenant, p_client, p_external_ref, 'submitted', p_category,
+                p_provider, p_complainant_kind, p_details, p_now, p_now, 1)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT c.id INTO existing FROM complaints c
+                WHERE c.client_id = p_client AND c.external_ref = p_external_ref;
+            RETURN QUERY SELECT 'duplicate_external_ref'::text, NULL::int, NULL::jsonb, existing;
+            RETURN;
+        END IF;
+
+        INSERT INTO complaint_events (id, tenant_id, complaint_id, sequence, event_type, actor,
+                                      data, at)
+        VALUES (p_event_id, p_tenant, p_id, 1, p_event_type, p_actor, p_event_data, p_now);
+
+        INSERT INTO outbox (message_id, tenant_id, routing_key, payload)
+        VALUES (p_message_id, p_tenant, p_event_type, p_payload);
+
+        IF p_key IS NOT NULL THEN
+            -- An abandoned reservation of an earlier version is taken over; a completed
+            -- key never is (the lock above rules that out; this is the second line).
+            INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash,
+                                          response_status, response_body, resource_id, tenant_id)
+            VALUES (p_client, p_key, p_hash, 202, p_response, p_id, p_tenant)
+            ON CONFLICT (client_id, idempotency_key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash,
+                    response_status = EXCLUDED.response_status,
+                    response_body = EXCLUDED.response_body,
+                    resource_id = EXCLUDED.resource_id,
+                    created_at = now()
+                WHERE idempotency_keys.response_status IS NULL;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'idempotency key completed by another request meanwhile'
+                    USING ERRCODE = 'RDIKT';
+            END IF;
+        END IF;
+
+        RETURN QUERY SELECT 'created'::text, 202, p_response, p_id;
+    END
+    $$;
+
