@@ -150,6 +150,20 @@ enum Attempt {
     Fatal(String),
 }
 
+/// The phase's result, taken out of `shared` once every request has finished.
+fn finish(
+    shared: &Shared,
+    started_at: DateTime<Utc>,
+    start: Instant,
+    spec: &LoadSpec,
+) -> LoadResult {
+    let mut result = std::mem::take(&mut *lock(&shared.result));
+    result.started_at = Some(started_at);
+    result.elapsed = start.elapsed();
+    result.send_window = spec.duration;
+    result
+}
+
 impl Generator {
     pub fn new(
         bases: Vec<String>,
@@ -182,13 +196,13 @@ impl Generator {
     /// Runs one phase of load.
     pub async fn run(self: &Arc<Self>, spec: &LoadSpec) -> LoadResult {
         let shared = Arc::new(Shared::default());
-        let start = Instant::now();
-        let started_at = Utc::now();
-        let send_until = start + spec.duration;
-        let give_up_at = send_until + spec.retry_grace;
-        let seq = Arc::new(AtomicU64::new(0));
         match spec.mode {
             Mode::Closed { concurrency } => {
+                let start = Instant::now();
+                let started_at = Utc::now();
+                let send_until = start + spec.duration;
+                let give_up_at = send_until + spec.retry_grace;
+                let seq = Arc::new(AtomicU64::new(0));
                 let mut tasks = tokio::task::JoinSet::new();
                 for worker in 0..concurrency {
                     let this = self.clone();
@@ -199,17 +213,35 @@ impl Generator {
                         let mut rng = StdRng::seed_from_u64(worker as u64 ^ 0x5eed);
                         while Instant::now() < send_until {
                             let n = seq.fetch_add(1, Ordering::Relaxed);
-                            let body = complaint::complaint(&mut rng, &format!("{}-{n}", spec.tag));
+                            let body = complaint::complaint(&mut rng, &format!("{}-{n}", spec.tag))
+                                .to_string();
                             this.one(&shared, n, body, Instant::now(), start, give_up_at)
                                 .await;
                         }
                     });
                 }
                 while tasks.join_next().await.is_some() {}
+                finish(&shared, started_at, start, spec)
             }
             Mode::Open { rate } => {
-                let mut tasks = tokio::task::JoinSet::new();
+                // Every body is made and serialised before the clock starts: the generator's
+                // own CPU during the phase is then sending and timing, which competes with
+                // the hub for the same cores (the bench runs beside it).
+                let planned = (rate * spec.duration.as_secs_f64()).ceil() as u64;
                 let mut rng = StdRng::seed_from_u64(0x0be2);
+                let mut bodies: Vec<Option<String>> = (0..planned)
+                    .map(|n| {
+                        Some(
+                            complaint::complaint(&mut rng, &format!("{}-{n}", spec.tag))
+                                .to_string(),
+                        )
+                    })
+                    .collect();
+                let start = Instant::now();
+                let started_at = Utc::now();
+                let send_until = start + spec.duration;
+                let give_up_at = send_until + spec.retry_grace;
+                let mut tasks = tokio::task::JoinSet::new();
                 let mut n: u64 = 0;
                 loop {
                     let due = start + Duration::from_secs_f64(n as f64 / rate);
@@ -223,7 +255,9 @@ impl Generator {
                         n += 1;
                         continue;
                     }
-                    let body = complaint::complaint(&mut rng, &format!("{}-{n}", spec.tag));
+                    let Some(body) = bodies.get_mut(n as usize).and_then(Option::take) else {
+                        break;
+                    };
                     let this = self.clone();
                     let shared2 = shared.clone();
                     tasks.spawn(async move {
@@ -232,13 +266,9 @@ impl Generator {
                     n += 1;
                 }
                 while tasks.join_next().await.is_some() {}
+                finish(&shared, started_at, start, spec)
             }
         }
-        let mut result = std::mem::take(&mut *lock(&shared.result));
-        result.started_at = Some(started_at);
-        result.elapsed = start.elapsed();
-        result.send_window = spec.duration;
-        result
     }
 
     /// Files one complaint, retrying until acknowledged or `give_up_at`. `intended` is when
@@ -247,7 +277,7 @@ impl Generator {
         &self,
         shared: &Shared,
         n: u64,
-        body: Value,
+        payload: String,
         intended: Instant,
         start: Instant,
         give_up_at: Instant,
@@ -255,7 +285,6 @@ impl Generator {
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
         let partner = &self.partners[(n as usize) % self.partners.len()];
         let key = uuid::Uuid::new_v4().to_string();
-        let payload = body.to_string();
         let mut backoff = Duration::from_millis(50);
         let mut attempt_no: u64 = 0;
         let mut acked = None;
