@@ -98,6 +98,16 @@ pub struct LoadSpec {
     pub max_in_flight: u64,
 }
 
+/// One acknowledged complaint.
+#[derive(Debug)]
+pub struct Acked {
+    pub id: String,
+    /// From when it should have been sent to the acknowledgement, µs.
+    pub latency_us: u64,
+    /// The second of the phase it should have been sent in.
+    pub second: u64,
+}
+
 /// What one phase of load produced.
 #[derive(Debug, Default)]
 pub struct LoadResult {
@@ -107,8 +117,8 @@ pub struct LoadResult {
     /// From the first send to the end of sending (the nominal phase length).
     pub send_window: Duration,
     pub sent: u64,
-    /// Complaint ids acknowledged to the partner, with the latency each took (µs).
-    pub acked: Vec<(String, u64)>,
+    /// Complaints acknowledged to the partner.
+    pub acked: Vec<Acked>,
     /// Acknowledged by a 409 naming the complaint that already holds the `external_ref`.
     pub acked_by_conflict: u64,
     pub replayed: u64,
@@ -148,6 +158,29 @@ enum Attempt {
     Retry(&'static str),
     RefreshToken(u64),
     Fatal(String),
+}
+
+/// The bodies of an open loop, made and serialised before its clock starts (and before the
+/// bench samples the processes' CPU): during the phase the generator only sends and times,
+/// since it competes with the hub for the same cores.
+pub struct Prepared(Vec<Option<String>>);
+
+impl Prepared {
+    /// What `spec` will send; nothing for a closed loop, which makes each body as it goes.
+    pub fn for_spec(spec: &LoadSpec) -> Self {
+        let Mode::Open { rate } = spec.mode else {
+            return Self(Vec::new());
+        };
+        let planned = (rate * spec.duration.as_secs_f64()).ceil() as u64;
+        let mut rng = StdRng::seed_from_u64(0x0be2);
+        Self(
+            (0..planned)
+                .map(|n| {
+                    Some(complaint::complaint(&mut rng, &format!("{}-{n}", spec.tag)).to_string())
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The phase's result, taken out of `shared` once every request has finished.
@@ -193,8 +226,9 @@ impl Generator {
         Ok(())
     }
 
-    /// Runs one phase of load.
-    pub async fn run(self: &Arc<Self>, spec: &LoadSpec) -> LoadResult {
+    /// Runs one phase of load. An open loop sends the bodies of `prepared` (made with
+    /// [`Prepared::for_spec`] for this spec), or makes them first.
+    pub async fn run(self: &Arc<Self>, spec: &LoadSpec, prepared: Option<Prepared>) -> LoadResult {
         let shared = Arc::new(Shared::default());
         match spec.mode {
             Mode::Closed { concurrency } => {
@@ -224,19 +258,7 @@ impl Generator {
                 finish(&shared, started_at, start, spec)
             }
             Mode::Open { rate } => {
-                // Every body is made and serialised before the clock starts: the generator's
-                // own CPU during the phase is then sending and timing, which competes with
-                // the hub for the same cores (the bench runs beside it).
-                let planned = (rate * spec.duration.as_secs_f64()).ceil() as u64;
-                let mut rng = StdRng::seed_from_u64(0x0be2);
-                let mut bodies: Vec<Option<String>> = (0..planned)
-                    .map(|n| {
-                        Some(
-                            complaint::complaint(&mut rng, &format!("{}-{n}", spec.tag))
-                                .to_string(),
-                        )
-                    })
-                    .collect();
+                let Prepared(mut bodies) = prepared.unwrap_or_else(|| Prepared::for_spec(spec));
                 let start = Instant::now();
                 let started_at = Utc::now();
                 let send_until = start + spec.duration;
@@ -340,7 +362,11 @@ impl Generator {
             r.attempts += attempt_no;
             match acked {
                 Some(id) => {
-                    r.acked.push((id, latency));
+                    r.acked.push(Acked {
+                        id,
+                        latency_us: latency,
+                        second: intended.saturating_duration_since(start).as_secs(),
+                    });
                     *r.acked_per_second
                         .entry(start.elapsed().as_secs())
                         .or_insert(0) += 1;

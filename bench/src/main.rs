@@ -249,6 +249,12 @@ struct PhaseReport {
     generator_skipped: u64,
     intake_per_second: f64,
     intake_ms: Percentiles,
+    /// Intake latency of the requests due in each second of the phase: whether a tail is
+    /// spread over the phase (the machine is short of CPU throughout) or made by a few
+    /// seconds (a checkpoint, a stall).
+    intake_ms_by_second: Vec<SecondOfPhase>,
+    /// What Postgres wrote meanwhile (`pg_stat_bgwriter`, differences over the phase).
+    postgres_writes: Option<PostgresWrites>,
     routed_ms: Percentiles,
     webhook_ms: Percentiles,
     routed_per_second: f64,
@@ -260,6 +266,102 @@ struct PhaseReport {
     /// Seconds from the start of the load → acknowledgements, and errors (drill timelines).
     acked_per_second: BTreeMap<u64, u64>,
     errors_per_second: BTreeMap<u64, u64>,
+}
+
+#[derive(Serialize, Default)]
+struct SecondOfPhase {
+    second: u64,
+    #[serde(flatten)]
+    intake_ms: Percentiles,
+}
+
+/// Intake latency per second of the phase.
+fn by_second(acked: &[load::Acked]) -> Vec<SecondOfPhase> {
+    let mut seconds: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for a in acked {
+        seconds.entry(a.second).or_default().push(a.latency_us);
+    }
+    seconds
+        .into_iter()
+        .map(|(second, mut l)| SecondOfPhase {
+            second,
+            intake_ms: Percentiles::of_micros(&mut l),
+        })
+        .collect()
+}
+
+/// The seconds whose intake p99 was the worst, for the report: `second: p99/max`.
+fn worst_seconds(seconds: &[SecondOfPhase], n: usize) -> String {
+    let mut worst: Vec<&SecondOfPhase> = seconds.iter().collect();
+    worst.sort_by(|a, b| b.intake_ms.p99.total_cmp(&a.intake_ms.p99));
+    worst
+        .iter()
+        .take(n)
+        .map(|s| {
+            format!(
+                "{}s {:.0}/{:.0}",
+                s.second, s.intake_ms.p99, s.intake_ms.max
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Differences of `pg_stat_bgwriter` over a phase: checkpoints, and who wrote the dirty
+/// buffers out (the checkpointer, the background writer, or backends serving requests,
+/// which then wait for it).
+#[derive(Serialize, Default, Clone, Copy)]
+struct PostgresWrites {
+    checkpoints: i64,
+    buffers_checkpoint: i64,
+    buffers_clean: i64,
+    buffers_backend: i64,
+    maxwritten_clean: i64,
+}
+
+impl PostgresWrites {
+    async fn read(url: &str) -> Option<Self> {
+        use diesel::sql_types::BigInt;
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            checkpoints: i64,
+            #[diesel(sql_type = BigInt)]
+            buffers_checkpoint: i64,
+            #[diesel(sql_type = BigInt)]
+            buffers_clean: i64,
+            #[diesel(sql_type = BigInt)]
+            buffers_backend: i64,
+            #[diesel(sql_type = BigInt)]
+            maxwritten_clean: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(url).await.ok()?;
+        let r: Row = diesel::sql_query(
+            "SELECT checkpoints_timed + checkpoints_req AS checkpoints, buffers_checkpoint, \
+                    buffers_clean, buffers_backend, maxwritten_clean FROM pg_stat_bgwriter",
+        )
+        .get_result(&mut conn)
+        .await
+        .ok()?;
+        Some(Self {
+            checkpoints: r.checkpoints,
+            buffers_checkpoint: r.buffers_checkpoint,
+            buffers_clean: r.buffers_clean,
+            buffers_backend: r.buffers_backend,
+            maxwritten_clean: r.maxwritten_clean,
+        })
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            checkpoints: self.checkpoints - before.checkpoints,
+            buffers_checkpoint: self.buffers_checkpoint - before.buffers_checkpoint,
+            buffers_clean: self.buffers_clean - before.buffers_clean,
+            buffers_backend: self.buffers_backend - before.buffers_backend,
+            maxwritten_clean: self.maxwritten_clean - before.maxwritten_clean,
+        }
+    }
 }
 
 /// Everything a phase measured before the database is read.
@@ -415,13 +517,20 @@ async fn start(
 impl Bench {
     /// Runs one phase of load and collects what the processes did meanwhile.
     async fn phase(&mut self, name: &str, spec: LoadSpec) -> Measured {
+        let prepared = load::Prepared::for_spec(&spec);
+        let writes0 = PostgresWrites::read(&self.stack.database_url).await;
         let _ = self.rss.take();
         let load_start = sys::load_average();
         let cpu0 = sys::cpu_snapshot(&self.stack.pids);
-        let result = self.generator.run(&spec).await;
+        let result = self.generator.run(&spec, Some(prepared)).await;
         let cpu = sys::cpu_snapshot(&self.stack.pids).since(&cpu0);
         let rss = self.rss.take();
-        self.measured(name, &spec, result, cpu, rss, load_start)
+        let writes = PostgresWrites::read(&self.stack.database_url).await;
+        let mut m = self.measured(name, &spec, result, cpu, rss, load_start);
+        m.report.postgres_writes = writes
+            .zip(writes0)
+            .map(|(after, before)| after.since(before));
+        m
     }
 
     fn measured(
@@ -434,8 +543,9 @@ impl Bench {
         load_start: [f64; 3],
     ) -> Measured {
         let started_at = result.started_at.unwrap_or_else(chrono::Utc::now);
-        let mut latencies: Vec<u64> = result.acked.iter().map(|(_, l)| *l).collect();
-        let ids: Vec<String> = result.acked.iter().map(|(id, _)| id.clone()).collect();
+        let mut latencies: Vec<u64> = result.acked.iter().map(|a| a.latency_us).collect();
+        let ids: Vec<String> = result.acked.iter().map(|a| a.id.clone()).collect();
+        let intake_by_second = by_second(&result.acked);
         self.acked.extend(ids.iter().cloned());
         let secs = result.elapsed.as_secs_f64().max(1e-9);
         let (mode, concurrency, rate) = match spec.mode {
@@ -461,6 +571,7 @@ impl Bench {
             generator_skipped: result.generator_skipped,
             intake_per_second: ids.len() as f64 / secs,
             intake_ms: Percentiles::of_micros(&mut latencies),
+            intake_ms_by_second: intake_by_second,
             rss_peak_mib: rss
                 .into_iter()
                 .map(|(k, v)| (k.as_str().to_owned(), v as f64 / 1024.0 / 1024.0))
@@ -776,6 +887,18 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
                 .routed_after_s
                 .map_or("— (timed out)".to_owned(), |s| format!("{s:.1} s")),
         );
+        if !p.intake_ms_by_second.is_empty() {
+            println!(
+                "  intake p99/max ms, worst seconds: {}",
+                worst_seconds(&p.intake_ms_by_second, 5)
+            );
+        }
+        if let Some(w) = &p.postgres_writes {
+            println!(
+                "  postgres: {} checkpoint(s); buffers written by the checkpointer {}, the background writer {} (stopped at its limit {} times), backends {}",
+                w.checkpoints, w.buffers_checkpoint, w.buffers_clean, w.maxwritten_clean, w.buffers_backend
+            );
+        }
     }
     if let Some(r) = intake_ratio {
         println!("\nintake at max / SQL baseline = {r:.2}");
@@ -1123,7 +1246,7 @@ async fn drill_phases(
     let cpu0 = sys::cpu_snapshot(&bench.stack.pids);
     let generator = bench.generator.clone();
     let load2 = load.clone();
-    let running = tokio::spawn(async move { generator.run(&load2).await });
+    let running = tokio::spawn(async move { generator.run(&load2, None).await });
     let t0 = Instant::now();
     let note = |log: &mut DrillLog, e: String| {
         eprintln!("{:>6.1} s  {e}", t0.elapsed().as_secs_f64());
