@@ -76,7 +76,11 @@ impl Application {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
+        let pool = db::pool_with(
+            settings.database_url.expose(),
+            settings.db_pool_size,
+            settings.db_session(),
+        )?;
         let bootstrap_pem = keys.bootstrap_key().map(|k| k.pem().to_owned());
         let keys = Arc::new(KeyRing::new(keys));
         if let Err(e) = rotation::refresh(&pool, &keys, &settings, bootstrap_pem.as_deref()).await {

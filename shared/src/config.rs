@@ -55,6 +55,10 @@ pub struct Settings {
     pub log: String,
     /// Connections in each process's Postgres pool.
     pub db_pool_size: usize,
+    /// `backend_flush_after` (kB) each pooled connection sets for its session, so the
+    /// buffers a busy backend writes out itself reach the disk as it goes instead of in
+    /// one burst of the kernel's (`db::SessionSettings`); 0 leaves the server's setting.
+    pub db_backend_flush_after_kb: u32,
     /// Requests per second for one authenticated client (keyed by its client id); 0 turns
     /// the limit off. Bursts up to `limits.rate_limit_burst` are allowed.
     pub rate_limit_per_client: u32,
@@ -281,6 +285,11 @@ amqp_namespace = "redress"
 http_addr = "127.0.0.1:8080"
 log = "info"
 db_pool_size = 16
+# Each pooled connection asks Postgres to start writing what it wrote out itself every
+# 256 kB, instead of leaving it in the kernel's cache to be written back in one burst that
+# stalls commits (docs/PERFORMANCE.md, session 9). 0 leaves the server's setting (2048 at
+# most, Postgres' own limit).
+db_backend_flush_after_kb = 256
 # Requests per second for one client, after a burst of limits.rate_limit_burst.
 rate_limit_per_client = 50
 webhook_allow_loopback = false
@@ -402,6 +411,13 @@ lease_secs = 30
 "#;
 
 impl Settings {
+    /// What the processes' pooled connections set for their sessions.
+    pub fn db_session(&self) -> crate::db::SessionSettings {
+        crate::db::SessionSettings {
+            backend_flush_after_kb: self.db_backend_flush_after_kb,
+        }
+    }
+
     /// Defaults, then the file named by `REDRESS_CONFIG` (if set), then `REDRESS_…` variables.
     pub fn load() -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder()
@@ -485,6 +501,11 @@ impl Settings {
         if self.intake.max_batch == 0 || self.intake.max_batch > 1000 {
             return Err(ConfigError::Invalid(
                 "intake.max_batch must be between 1 and 1000".into(),
+            ));
+        }
+        if self.db_backend_flush_after_kb > 2048 {
+            return Err(ConfigError::Invalid(
+                "db_backend_flush_after_kb must be between 0 and 2048 (Postgres' limit for backend_flush_after)".into(),
             ));
         }
         if self.db_pool_size == 0 {

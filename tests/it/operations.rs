@@ -134,3 +134,59 @@ async fn migrations_run_up_down_and_up_again() {
     assert!(!applied.is_empty());
     redress_tests::drop_database(&url).await;
 }
+
+/// Pooled connections set `backend_flush_after` for their sessions (`db_backend_flush_after_kb`,
+/// `db::SessionSettings`), and 0 leaves the server's own setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_set_backend_flush_after_for_their_sessions() {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    use redress_shared::db::{pool_with, SessionSettings};
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        backend_flush_after: String,
+    }
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let url = app.settings.database_url.expose().to_owned();
+    assert_eq!(app.settings.db_backend_flush_after_kb, 256);
+    let show = |session: SessionSettings| {
+        let url = url.clone();
+        async move {
+            let pool = pool_with(&url, 1, session).unwrap();
+            let mut conn = pool.get().await.unwrap();
+            diesel::sql_query("SHOW backend_flush_after")
+                .get_result::<Setting>(&mut conn)
+                .await
+                .unwrap()
+                .backend_flush_after
+        }
+    };
+    assert_eq!(show(app.settings.db_session()).await, "256kB");
+    assert_eq!(
+        show(SessionSettings {
+            backend_flush_after_kb: 1024
+        })
+        .await,
+        "1MB"
+    );
+    // The server's default, as a connection without the pool's setting sees it.
+    let mut plain = app.db().await;
+    let server: Setting = diesel::sql_query("SHOW backend_flush_after")
+        .get_result(&mut plain)
+        .await
+        .unwrap();
+    assert_eq!(
+        show(SessionSettings {
+            backend_flush_after_kb: 0
+        })
+        .await,
+        server.backend_flush_after
+    );
+    app.stop().await;
+}

@@ -32,7 +32,11 @@ impl Worker {
     /// Connections are made in the background and retried, so a worker can start before the
     /// database or the broker is up.
     pub fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
+        let pool = db::pool_with(
+            settings.database_url.expose(),
+            settings.db_pool_size,
+            settings.db_session(),
+        )?;
         let mut tasks = JoinSet::new();
         let metrics = Metrics::new(Process::Worker)?;
         // Bound here, before anything else starts, so a port already taken fails the start

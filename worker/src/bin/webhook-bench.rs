@@ -521,7 +521,7 @@ async fn run(
     let clock = Instant::now();
     let mut dispatchers = Vec::new();
     for _ in 0..args.dispatchers {
-        let pool = db::pool(url, settings.db_pool_size)?;
+        let pool = db::pool_with(url, settings.db_pool_size, settings.db_session())?;
         let d = Dispatcher::new(pool, &settings)?;
         dispatchers.push(tokio::spawn(d.run(shutdown.clone())));
     }
