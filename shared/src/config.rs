@@ -285,11 +285,11 @@ amqp_namespace = "redress"
 http_addr = "127.0.0.1:8080"
 log = "info"
 db_pool_size = 16
-# Each pooled connection asks Postgres to start writing what it wrote out itself every
-# 256 kB, instead of leaving it in the kernel's cache to be written back in one burst that
-# stalls commits (docs/PERFORMANCE.md, session 9). 0 leaves the server's setting (2048 at
-# most, Postgres' own limit).
-db_backend_flush_after_kb = 256
+# backend_flush_after for the pooled connections' sessions, in kB: a backend then asks the
+# kernel to start writing what it wrote out itself every so many kB, instead of leaving it
+# in the page cache to be written back in one burst that stalls commits. 0 (the default)
+# leaves the server's setting; 2048 at most (docs/PERFORMANCE.md, session 9).
+db_backend_flush_after_kb = 0
 # Requests per second for one client, after a burst of limits.rate_limit_burst.
 rate_limit_per_client = 50
 webhook_allow_loopback = false

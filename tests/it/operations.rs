@@ -135,8 +135,9 @@ async fn migrations_run_up_down_and_up_again() {
     redress_tests::drop_database(&url).await;
 }
 
-/// Pooled connections set `backend_flush_after` for their sessions (`db_backend_flush_after_kb`,
-/// `db::SessionSettings`), and 0 leaves the server's own setting.
+/// Pooled connections set `backend_flush_after` for their sessions when told to
+/// (`db_backend_flush_after_kb`, `db::SessionSettings`); 0, the default, leaves the server's
+/// own setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_connections_set_backend_flush_after_for_their_sessions() {
     use diesel::sql_types::Text;
@@ -154,7 +155,7 @@ async fn pooled_connections_set_backend_flush_after_for_their_sessions() {
     })
     .await;
     let url = app.settings.database_url.expose().to_owned();
-    assert_eq!(app.settings.db_backend_flush_after_kb, 256);
+    assert_eq!(app.settings.db_backend_flush_after_kb, 0);
     let show = |session: SessionSettings| {
         let url = url.clone();
         async move {
@@ -167,7 +168,13 @@ async fn pooled_connections_set_backend_flush_after_for_their_sessions() {
                 .backend_flush_after
         }
     };
-    assert_eq!(show(app.settings.db_session()).await, "256kB");
+    assert_eq!(
+        show(SessionSettings {
+            backend_flush_after_kb: 256
+        })
+        .await,
+        "256kB"
+    );
     assert_eq!(
         show(SessionSettings {
             backend_flush_after_kb: 1024
@@ -182,10 +189,7 @@ async fn pooled_connections_set_backend_flush_after_for_their_sessions() {
         .await
         .unwrap();
     assert_eq!(
-        show(SessionSettings {
-            backend_flush_after_kb: 0
-        })
-        .await,
+        show(app.settings.db_session()).await,
         server.backend_flush_after
     );
     app.stop().await;
