@@ -69,6 +69,7 @@ pub struct Metrics {
     pub webhook_duration: Histogram,
     outbox_unsent: IntGauge,
     outbox_lag: Gauge,
+    clocks_waiting: IntGauge,
     queue_messages: IntGaugeVec,
     queue_consumers: IntGaugeVec,
     pool_connections: IntGaugeVec,
@@ -138,6 +139,10 @@ impl Metrics {
                 "outbox_lag_seconds",
                 "Age of the oldest unsent outbox row; 0 when none (sampled at scrape)",
             )?,
+            clocks_waiting: IntGauge::new(
+                "deadline_clocks_waiting_for_calendar",
+                "SLA clocks without a due date until a calendar year is loaded (sampled at scrape)",
+            )?,
             queue_messages: IntGaugeVec::new(
                 Opts::new(
                     "queue_messages",
@@ -196,6 +201,7 @@ impl Metrics {
         }
         r.register(Box::new(m.outbox_unsent.clone()))?;
         r.register(Box::new(m.outbox_lag.clone()))?;
+        r.register(Box::new(m.clocks_waiting.clone()))?;
         r.register(Box::new(m.queue_messages.clone()))?;
         r.register(Box::new(m.queue_consumers.clone()))?;
         r.register(Box::new(m.pool_connections.clone()))?;
@@ -371,16 +377,21 @@ impl Exporter {
         let (outbox, queues) = tokio::join!(
             tokio::time::timeout(PROBE_TIMEOUT, async {
                 let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-                crate::outbox::backlog(&mut conn)
+                let backlog = crate::outbox::backlog(&mut conn)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                let waiting = crate::deadlines::clocks_waiting_for_calendar(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((backlog, waiting))
             }),
             tokio::time::timeout(PROBE_TIMEOUT, self.broker.depths()),
         );
         match outbox {
-            Ok(Ok((unsent, lag))) => {
+            Ok(Ok(((unsent, lag), waiting))) => {
                 m.outbox_unsent.set(unsent);
                 m.outbox_lag.set(lag);
+                m.clocks_waiting.set(waiting);
                 m.probe_up.with_label_values(&["postgres"]).set(1);
             }
             Ok(Err(error)) => {

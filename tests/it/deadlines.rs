@@ -232,6 +232,24 @@ async fn dates_outside_the_known_years_are_refused_naming_the_parameter() {
     app.stop().await;
 }
 
+/// `redress_deadline_clocks_waiting_for_calendar` as the API's `/metrics` reports it.
+async fn clocks_waiting(app: &TestApp) -> i64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("redress_deadline_clocks_waiting_for_calendar{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no clocks-waiting gauge in {text}"))
+}
+
 fn write_2027_csv() -> PathBuf {
     // A made-up arrangement in the project's CSV format (the real notice is data to load
     // when it is published): New Year on Friday 2027-01-01, a make-up Saturday 01-09.
@@ -272,6 +290,9 @@ async fn a_new_years_arrangement_is_loaded_as_data_and_schedules_the_clocks_wait
         deadline["problem"].as_str().unwrap().contains("2027"),
         "{deadline}"
     );
+    // What an operator's alert watches: the clocks waiting for a calendar (this test's
+    // database holds only this case's two).
+    assert_eq!(clocks_waiting(&app).await, 2);
 
     let csv = write_2027_csv();
     let loaded =
@@ -283,6 +304,7 @@ async fn a_new_years_arrangement_is_loaded_as_data_and_schedules_the_clocks_wait
     assert_eq!(loaded.makeup_workdays, 1);
     assert_eq!(loaded.known_to, Some(date("2027-12-31")));
     assert_eq!(loaded.clocks_scheduled, 2, "acknowledge and respond");
+    assert_eq!(clocks_waiting(&app).await, 0);
 
     // 2027-01-04 (Mon) + 7 working days, the make-up Saturday 01-09 counted: 01-05, 06,
     // 07, 08, 09, 11, 12.

@@ -5,10 +5,11 @@ use std::time::Duration;
 use redress_tests::{example_complaint, TestApp};
 
 /// The series names a scrape must carry (each name appears on a `# TYPE` line).
-const API_SERIES: [&str; 10] = [
+const API_SERIES: [&str; 11] = [
     "redress_http_request_duration_seconds",
     "redress_outbox_unsent",
     "redress_outbox_lag_seconds",
+    "redress_deadline_clocks_waiting_for_calendar",
     "redress_queue_messages",
     "redress_queue_consumers",
     "redress_db_pool_connections",
@@ -17,7 +18,8 @@ const API_SERIES: [&str; 10] = [
     "redress_probe_up",
     "redress_process_resident_memory_bytes",
 ];
-const WORKER_SERIES: [&str; 8] = [
+const WORKER_SERIES: [&str; 9] = [
+    "redress_deadline_clocks_waiting_for_calendar",
     "redress_router_messages_total",
     "redress_cases_routed_total",
     "redress_route_delay_seconds",

@@ -82,8 +82,9 @@ pub fn pool(database_url: &str, size: usize) -> Result<PgPool, DbError> {
     pool_with(database_url, size, SessionSettings::default())
 }
 
-/// What each pooled connection sets for its own session when it is made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What each pooled connection sets for its own session when it is made. The default sets
+/// nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionSettings {
     /// `backend_flush_after`, in kB; 0 (the default) leaves the server's setting.
     ///
@@ -104,14 +105,6 @@ pub struct SessionSettings {
     /// p99 apart, and PostgreSQL warns that it can cost throughput where the data fits the
     /// kernel's cache but not `shared_buffers`.
     pub backend_flush_after_kb: u32,
-}
-
-impl Default for SessionSettings {
-    fn default() -> Self {
-        Self {
-            backend_flush_after_kb: 0,
-        }
-    }
 }
 
 /// A pool as [`pool`], whose connections set `session` when they are made.
