@@ -226,9 +226,9 @@ impl Generator {
         Ok(())
     }
 
-    /// Runs one phase of load. An open loop sends the bodies of `prepared` (made with
-    /// [`Prepared::for_spec`] for this spec), or makes them first.
-    pub async fn run(self: &Arc<Self>, spec: &LoadSpec, prepared: Option<Prepared>) -> LoadResult {
+    /// Runs one phase of load. An open loop sends the bodies of `prepared`, made with
+    /// [`Prepared::for_spec`] for this spec.
+    pub async fn run(self: &Arc<Self>, spec: &LoadSpec, prepared: Prepared) -> LoadResult {
         let shared = Arc::new(Shared::default());
         match spec.mode {
             Mode::Closed { concurrency } => {
@@ -258,7 +258,7 @@ impl Generator {
                 finish(&shared, started_at, start, spec)
             }
             Mode::Open { rate } => {
-                let Prepared(mut bodies) = prepared.unwrap_or_else(|| Prepared::for_spec(spec));
+                let Prepared(mut bodies) = prepared;
                 let start = Instant::now();
                 let started_at = Utc::now();
                 let send_until = start + spec.duration;

@@ -310,47 +310,32 @@ fn worst_seconds(seconds: &[SecondOfPhase], n: usize) -> String {
 /// Differences of `pg_stat_bgwriter` over a phase: checkpoints, and who wrote the dirty
 /// buffers out (the checkpointer, the background writer, or backends serving requests,
 /// which then wait for it).
-#[derive(Serialize, Default, Clone, Copy)]
+#[derive(Serialize, Default, Clone, Copy, diesel::QueryableByName)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
 struct PostgresWrites {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     checkpoints: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     buffers_checkpoint: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     buffers_clean: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     buffers_backend: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     maxwritten_clean: i64,
 }
 
 impl PostgresWrites {
     async fn read(url: &str) -> Option<Self> {
-        use diesel::sql_types::BigInt;
         use diesel_async::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = BigInt)]
-            checkpoints: i64,
-            #[diesel(sql_type = BigInt)]
-            buffers_checkpoint: i64,
-            #[diesel(sql_type = BigInt)]
-            buffers_clean: i64,
-            #[diesel(sql_type = BigInt)]
-            buffers_backend: i64,
-            #[diesel(sql_type = BigInt)]
-            maxwritten_clean: i64,
-        }
         let mut conn = AsyncPgConnection::establish(url).await.ok()?;
-        let r: Row = diesel::sql_query(
+        diesel::sql_query(
             "SELECT checkpoints_timed + checkpoints_req AS checkpoints, buffers_checkpoint, \
                     buffers_clean, buffers_backend, maxwritten_clean FROM pg_stat_bgwriter",
         )
         .get_result(&mut conn)
         .await
-        .ok()?;
-        Some(Self {
-            checkpoints: r.checkpoints,
-            buffers_checkpoint: r.buffers_checkpoint,
-            buffers_clean: r.buffers_clean,
-            buffers_backend: r.buffers_backend,
-            maxwritten_clean: r.maxwritten_clean,
-        })
+        .ok()
     }
 
     fn since(self, before: Self) -> Self {
@@ -522,7 +507,7 @@ impl Bench {
         let _ = self.rss.take();
         let load_start = sys::load_average();
         let cpu0 = sys::cpu_snapshot(&self.stack.pids);
-        let result = self.generator.run(&spec, Some(prepared)).await;
+        let result = self.generator.run(&spec, prepared).await;
         let cpu = sys::cpu_snapshot(&self.stack.pids).since(&cpu0);
         let rss = self.rss.take();
         let writes = PostgresWrites::read(&self.stack.database_url).await;
@@ -1241,12 +1226,13 @@ async fn drill_phases(
     // Retries continue well past the end of sending: an abandoned Idempotency-Key
     // reservation is taken over only after a minute.
     let load = spec(Mode::Open { rate: args.rate }, args.duration, "drill", 90);
+    let prepared = load::Prepared::for_spec(&load);
     let _ = bench.rss.take();
     let load_start = sys::load_average();
     let cpu0 = sys::cpu_snapshot(&bench.stack.pids);
     let generator = bench.generator.clone();
     let load2 = load.clone();
-    let running = tokio::spawn(async move { generator.run(&load2, None).await });
+    let running = tokio::spawn(async move { generator.run(&load2, prepared).await });
     let t0 = Instant::now();
     let note = |log: &mut DrillLog, e: String| {
         eprintln!("{:>6.1} s  {e}", t0.elapsed().as_secs_f64());

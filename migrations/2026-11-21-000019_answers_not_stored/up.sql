@@ -7,8 +7,9 @@
 -- updated_at) the API sets back to those values, with the code that built the answer
 -- (redress_shared::db::intake::first_answer). So the key keeps the request's hash, the
 -- status and the complaint's id, and no copy of the complainant's personal data: erasure
--- has one place less to reach, and a filing writes about 1.4 kB less (the answer was
--- 1.9 kB of an idempotency row's 2 kB; docs/PERFORMANCE.md, session 9). Postgres also no
+-- has one place less to reach, and a filing writes about 1.4 kB less (the answer averaged
+-- 1,372 bytes of an idempotency row's 1,627 in a benchmark run; docs/PERFORMANCE.md,
+-- session 9). Postgres also no
 -- longer parses that JSON on the way in and prints it on the way out, for every filing.
 --
 -- The signature is unchanged, so an API of the previous version keeps filing during a

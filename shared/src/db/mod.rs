@@ -88,22 +88,12 @@ pub fn pool(database_url: &str, size: usize) -> Result<PgPool, DbError> {
 pub struct SessionSettings {
     /// `backend_flush_after`, in kB; 0 (the default) leaves the server's setting.
     ///
-    /// A backend that needs a buffer and finds none clean writes a dirty one out itself;
-    /// on a busy server with few `shared_buffers` that is most of what gets written (session
-    /// 8 counted 2,000 buffers a second at half max). Those writes only reach the kernel's
-    /// page cache, and Postgres' default for backends (0) never asks the kernel to start
-    /// writing them, so hundreds of megabytes pile up until the kernel writes them back all
-    /// at once (30 s after a file was first dirtied, by default). Measured in one open loop
-    /// at 700/s: 319 MB went to the disk in about a second, and commits, whose WAL flush
-    /// queued behind it, made that second's intake p99 104 ms, against 10–25 ms in the
-    /// others (docs/PERFORMANCE.md, session 9). With this set, the backend asks the kernel
-    /// to start writing every so many kB, as the checkpointer (`checkpoint_flush_after`,
-    /// 256 kB on Linux) and the background writer already do. It is a user setting, so the
-    /// application can set it for its own sessions without a server setting. It is off by
-    /// default: at 256 kB the burst shrank (to 150–215 MB, the zeros of new pages and other
-    /// files' data), but six full benchmark runs with and without it did not tell intake's
-    /// p99 apart, and PostgreSQL warns that it can cost throughput where the data fits the
-    /// kernel's cache but not `shared_buffers`.
+    /// The buffers a backend writes out itself only reach the kernel's page cache, and
+    /// PostgreSQL's default for backends never asks the kernel to start writing them, so
+    /// they can pile up and go to the disk in one burst that commits wait behind. Set, the
+    /// backend asks every so many kB, as the checkpointer and the background writer do. Off
+    /// by default: it shrank the bursts, but intake's p99 was no better with it in three
+    /// full benchmark runs against three without (docs/PERFORMANCE.md, session 9).
     pub backend_flush_after_kb: u32,
 }
 
@@ -116,19 +106,19 @@ pub fn pool_with(
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     let flush_after = session.backend_flush_after_kb;
-    config.custom_setup = Box::new(move |url| {
-        let url = url.to_owned();
-        Box::pin(async move {
-            let mut conn = AsyncPgConnection::establish(&url).await?;
-            if flush_after > 0 {
+    if flush_after > 0 {
+        config.custom_setup = Box::new(move |url| {
+            let url = url.to_owned();
+            Box::pin(async move {
+                let mut conn = AsyncPgConnection::establish(&url).await?;
                 // One round trip when the connection is made, none per checkout.
                 conn.batch_execute(&format!("SET backend_flush_after = '{flush_after}kB'"))
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            }
-            Ok(conn)
-        })
-    });
+                Ok(conn)
+            })
+        });
+    }
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)
