@@ -273,6 +273,9 @@ struct SecondOfPhase {
     second: u64,
     #[serde(flatten)]
     intake_ms: Percentiles,
+    /// The machine's busy and stolen CPU shares in that second (steal: a neighbour on the
+    /// host had the CPU our processes wanted).
+    machine: Option<sys::MachineSecond>,
 }
 
 /// Intake latency per second of the phase.
@@ -286,6 +289,7 @@ fn by_second(acked: &[load::Acked]) -> Vec<SecondOfPhase> {
         .map(|(second, mut l)| SecondOfPhase {
             second,
             intake_ms: Percentiles::of_micros(&mut l),
+            machine: None,
         })
         .collect()
 }
@@ -298,8 +302,15 @@ fn worst_seconds(seconds: &[SecondOfPhase], n: usize) -> String {
         .iter()
         .take(n)
         .map(|s| {
+            let host = s.machine.map_or(String::new(), |m| {
+                format!(
+                    " (busy {:.0}%, steal {:.0}%)",
+                    m.busy_share * 100.0,
+                    m.steal_share * 100.0
+                )
+            });
             format!(
-                "{}s {:.0}/{:.0}",
+                "{}s {:.0}/{:.0}{host}",
                 s.second, s.intake_ms.p99, s.intake_ms.max
             )
         })
@@ -507,11 +518,20 @@ impl Bench {
         let _ = self.rss.take();
         let load_start = sys::load_average();
         let cpu0 = sys::cpu_snapshot(&self.stack.pids);
+        let host = sys::SecondSampler::spawn();
         let result = self.generator.run(&spec, prepared).await;
         let cpu = sys::cpu_snapshot(&self.stack.pids).since(&cpu0);
+        let host = host.finish().await;
         let rss = self.rss.take();
         let writes = PostgresWrites::read(&self.stack.database_url).await;
         let mut m = self.measured(name, &spec, result, cpu, rss, load_start);
+        // The sampler started with the load, so its n-th second is the load's.
+        for s in &mut m.report.intake_ms_by_second {
+            s.machine = usize::try_from(s.second)
+                .ok()
+                .and_then(|i| host.get(i))
+                .copied();
+        }
         m.report.postgres_writes = writes
             .zip(writes0)
             .map(|(after, before)| after.since(before));
@@ -857,7 +877,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
     for p in &phases {
         let c = &p.cpu_seconds;
         println!(
-            "{}: CPU s api {:.1}, worker {:.1}, postgres {:.1}, rabbitmq {:.1}, bench {:.1}, other {:.1} (machine {:.1} of {:.1}); errors {:?}; drained in {}",
+            "{}: CPU s api {:.1}, worker {:.1}, postgres {:.1}, rabbitmq {:.1}, bench {:.1}, other {:.1} (machine {:.1} of {:.1}, of which stolen by the host {:.1}); errors {:?}; drained in {}",
             p.name,
             c.api,
             c.worker,
@@ -867,6 +887,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
             c.other,
             c.machine_busy,
             c.machine_total,
+            c.machine_steal,
             p.errors,
             p.drain
                 .routed_after_s
@@ -895,6 +916,18 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
     println!();
     for (what, ok, value) in &targets {
         println!("{} {what}: {value}", if *ok { "PASS" } else { "MISS" });
+    }
+    // A shared host's neighbours show as steal; past a few percent the latencies measure
+    // them as much as the hub, and the run says so rather than leave it to be found.
+    for p in &phases {
+        let steal = p.cpu_seconds.steal_share();
+        if steal > 0.05 {
+            println!(
+                "note: the host took {:.0}% of the CPU from {} (steal); its latencies measure the neighbours too",
+                steal * 100.0,
+                p.name
+            );
+        }
     }
     if let Some(path) = &common.json {
         let doc = json!({

@@ -64,28 +64,93 @@ fn proc_ticks(pid: &str) -> Option<(String, u64)> {
     Some((comm, utime + stime))
 }
 
-/// Busy and total ticks of the whole machine.
-fn machine_ticks() -> (u64, u64) {
+/// Busy, total and stolen ticks of the whole machine.
+///
+/// Steal is the time a virtual CPU wanted to run and the hypervisor ran something else:
+/// on a shared host it is the neighbours' load, and a phase with much of it measures the
+/// host as much as the hub. It counts as busy, as the machine could not use it.
+fn machine_ticks() -> MachineTicks {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = text.lines().next() else {
-        return (0, 0);
+        return MachineTicks::default();
     };
+    // user nice system idle iowait irq softirq steal guest guest_nice: guest time is
+    // already counted in user and nice, so only the first eight add up to the total.
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)
+        .take(8)
         .filter_map(|x| x.parse().ok())
         .collect();
     let total: u64 = v.iter().sum();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
+    MachineTicks {
+        busy: total.saturating_sub(idle),
+        total,
+        steal: v.get(7).copied().unwrap_or(0),
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct MachineTicks {
+    busy: u64,
+    total: u64,
+    steal: u64,
+}
+
+/// The machine's busy and stolen shares of one second of a phase.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct MachineSecond {
+    pub busy_share: f64,
+    pub steal_share: f64,
+}
+
+/// Samples the machine's CPU once a second until finished, so a phase's bad seconds can
+/// be set beside what the host was doing in them.
+pub struct SecondSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<MachineSecond>>,
+}
+
+impl SecondSampler {
+    pub fn spawn() -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut seconds = Vec::new();
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.tick().await;
+            let mut last = machine_ticks();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {
+                        let now = machine_ticks();
+                        let total = now.total.saturating_sub(last.total).max(1) as f64;
+                        seconds.push(MachineSecond {
+                            busy_share: now.busy.saturating_sub(last.busy) as f64 / total,
+                            steal_share: now.steal.saturating_sub(last.steal) as f64 / total,
+                        });
+                        last = now;
+                    }
+                }
+            }
+            seconds
+        });
+        SecondSampler { stop, task }
+    }
+
+    /// The seconds sampled, first to last.
+    pub async fn finish(self) -> Vec<MachineSecond> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
 }
 
 /// CPU ticks consumed so far, by group.
 #[derive(Clone, Debug, Default)]
 pub struct CpuSnapshot {
     groups: HashMap<&'static str, u64>,
-    busy: u64,
-    total: u64,
+    machine: MachineTicks,
 }
 
 /// CPU seconds spent between two snapshots, by group; `other` is everything else on the
@@ -102,6 +167,20 @@ pub struct CpuUse {
     pub machine_busy: f64,
     /// Available CPU seconds (cores × wall time).
     pub machine_total: f64,
+    /// CPU seconds the hypervisor gave to other guests while ours wanted them (part of
+    /// `machine_busy` and of `other`).
+    pub machine_steal: f64,
+}
+
+impl CpuUse {
+    /// Stolen share of the phase's CPU time, 0 to 1.
+    pub fn steal_share(&self) -> f64 {
+        if self.machine_total > 0.0 {
+            self.machine_steal / self.machine_total
+        } else {
+            0.0
+        }
+    }
 }
 
 pub fn cpu_snapshot(pids: &Pids) -> CpuSnapshot {
@@ -135,9 +214,7 @@ pub fn cpu_snapshot(pids: &Pids) -> CpuSnapshot {
             *snap.groups.entry(group).or_insert(0) += ticks;
         }
     }
-    let (busy, total) = machine_ticks();
-    snap.busy = busy;
-    snap.total = total;
+    snap.machine = machine_ticks();
     snap
 }
 
@@ -154,8 +231,9 @@ impl CpuSnapshot {
                 .saturating_sub(earlier.groups.get(g).copied().unwrap_or(0)) as f64
                 / hz
         };
-        let busy = self.busy.saturating_sub(earlier.busy) as f64 / hz;
-        let total = self.total.saturating_sub(earlier.total) as f64 / hz;
+        let m = |now: u64, then: u64| now.saturating_sub(then) as f64 / hz;
+        let busy = m(self.machine.busy, earlier.machine.busy);
+        let total = m(self.machine.total, earlier.machine.total);
         let mut u = CpuUse {
             api: d("api"),
             worker: d("worker"),
@@ -165,6 +243,7 @@ impl CpuSnapshot {
             other: 0.0,
             machine_busy: busy,
             machine_total: total,
+            machine_steal: m(self.machine.steal, earlier.machine.steal),
         };
         u.other = (busy - u.api - u.worker - u.postgres - u.rabbitmq - u.bench).max(0.0);
         u
