@@ -106,6 +106,10 @@ pub struct Acked {
     pub latency_us: u64,
     /// The second of the phase it should have been sent in.
     pub second: u64,
+    /// From when it should have been sent to when the generator began sending it, µs:
+    /// the generator's own lag (its timer and its threads waiting for a CPU), which is in
+    /// `latency_us` too.
+    pub dispatch_lag_us: u64,
 }
 
 /// What one phase of load produced.
@@ -304,6 +308,7 @@ impl Generator {
         start: Instant,
         give_up_at: Instant,
     ) {
+        let dispatch_lag = intended.elapsed().as_micros() as u64;
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
         let partner = &self.partners[(n as usize) % self.partners.len()];
         let key = uuid::Uuid::new_v4().to_string();
@@ -366,6 +371,7 @@ impl Generator {
                         id,
                         latency_us: latency,
                         second: intended.saturating_duration_since(start).as_secs(),
+                        dispatch_lag_us: dispatch_lag,
                     });
                     *r.acked_per_second
                         .entry(start.elapsed().as_secs())

@@ -16,6 +16,7 @@
 mod baseline;
 mod complaint;
 mod load;
+mod priority;
 mod receiver;
 mod report;
 mod stack;
@@ -113,6 +114,12 @@ struct Common {
     /// log_min_duration_statement=0` to profile statements (repeatable).
     #[arg(long = "db-setting", global = true, value_parser = parse_setting)]
     db_settings: Vec<(String, String)>,
+    /// Nice value of the load generator's threads. Lower than the stack's (0) so that the
+    /// generator, which a partner would run on another machine, does not count its own
+    /// waits for a CPU as the hub's latency (src/priority.rs); 0 measures as before
+    /// session 10.
+    #[arg(long, global = true, default_value_t = -10, allow_negative_numbers = true)]
+    generator_nice: i32,
 }
 
 #[derive(Subcommand)]
@@ -227,6 +234,12 @@ struct Machine {
     /// differently on a server with its defaults and on a tuned one
     /// (docs/PERFORMANCE.md, session 8).
     postgres_settings: std::collections::BTreeMap<String, String>,
+    /// The kernel's writeback settings (`/proc/sys/vm/dirty_*`): when it writes the page
+    /// cache back decides when the commits' WAL flushes queue behind a burst
+    /// (docs/PERFORMANCE.md, session 9).
+    writeback: std::collections::BTreeMap<String, String>,
+    /// The nice value the load generator's threads ran at (None: not set, so the stack's).
+    generator_nice: Option<i32>,
 }
 
 #[derive(Serialize, Default)]
@@ -249,6 +262,10 @@ struct PhaseReport {
     generator_skipped: u64,
     intake_per_second: f64,
     intake_ms: Percentiles,
+    /// How late the generator began sending, after each request's due time (part of
+    /// `intake_ms`): large values mean the load generator, which shares the machine, was
+    /// itself waiting for a CPU.
+    generator_lag_ms: Percentiles,
     /// Intake latency of the requests due in each second of the phase: whether a tail is
     /// spread over the phase (the machine is short of CPU throughout) or made by a few
     /// seconds (a checkpoint, a stall).
@@ -371,6 +388,8 @@ struct Bench {
     stack: Stack,
     receiver: Receiver,
     generator: Arc<Generator>,
+    /// Where the generator's requests run (src/priority.rs).
+    load_rt: priority::GeneratorRuntime,
     rss: RssPeaks,
     common: Common,
     acked: HashSet<String>,
@@ -497,12 +516,17 @@ async fn start(
         Duration::from_secs(10),
         256,
     )?);
-    generator.authenticate().await?;
+    // Authenticated from the generator's runtime, so that its connections are opened, and
+    // afterwards driven, by the generator's threads.
+    let load_rt = priority::GeneratorRuntime::new(common.generator_nice)?;
+    let g = generator.clone();
+    load_rt.run(async move { g.authenticate().await }).await??;
     let rss = RssPeaks::spawn(stack.pids.clone());
     Ok(Bench {
         stack,
         receiver,
         generator,
+        load_rt,
         rss,
         common: common.clone(),
         acked: HashSet::new(),
@@ -519,7 +543,21 @@ impl Bench {
         let load_start = sys::load_average();
         let cpu0 = sys::cpu_snapshot(&self.stack.pids);
         let host = sys::SecondSampler::spawn();
-        let result = self.generator.run(&spec, prepared).await;
+        let generator = self.generator.clone();
+        let spec2 = spec.clone();
+        let result = match self
+            .load_rt
+            .run(async move { generator.run(&spec2, prepared).await })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing acknowledged is counted, so every latency target of the phase
+                // is a MISS rather than a pass on no samples.
+                eprintln!("phase {name}: the load generator failed: {e:#}");
+                LoadResult::default()
+            }
+        };
         let cpu = sys::cpu_snapshot(&self.stack.pids).since(&cpu0);
         let host = host.finish().await;
         let rss = self.rss.take();
@@ -549,6 +587,7 @@ impl Bench {
     ) -> Measured {
         let started_at = result.started_at.unwrap_or_else(chrono::Utc::now);
         let mut latencies: Vec<u64> = result.acked.iter().map(|a| a.latency_us).collect();
+        let mut lags: Vec<u64> = result.acked.iter().map(|a| a.dispatch_lag_us).collect();
         let ids: Vec<String> = result.acked.iter().map(|a| a.id.clone()).collect();
         let intake_by_second = by_second(&result.acked);
         self.acked.extend(ids.iter().cloned());
@@ -576,6 +615,7 @@ impl Bench {
             generator_skipped: result.generator_skipped,
             intake_per_second: ids.len() as f64 / secs,
             intake_ms: Percentiles::of_micros(&mut latencies),
+            generator_lag_ms: Percentiles::of_micros(&mut lags),
             intake_ms_by_second: intake_by_second,
             rss_peak_mib: rss
                 .into_iter()
@@ -652,6 +692,8 @@ fn machine(mut postgres_settings: std::collections::BTreeMap<String, String>) ->
         load_average_at_start: sys::load_average(),
         postgres,
         postgres_settings,
+        writeback: sys::writeback_settings(),
+        generator_nice: None,
     }
 }
 
@@ -716,6 +758,9 @@ fn env_value(env: &[(String, String)], key: &str) -> Option<String> {
 async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Result<()> {
     let machine = machine(postgres_settings(&common.pg_admin_url).await);
     let mut bench = start(&common, 1, 1, &[], &[]).await?;
+    let mut machine = machine;
+    machine.generator_nice = bench.load_rt.nice();
+    eprintln!("{}", bench.load_rt.describe());
     let outcome = run_phases(&mut bench, &args, &common).await;
     let rows = verify::load(&bench.stack.database_url).await;
     let Bench {
@@ -800,6 +845,18 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
         machine.cpus, machine.mem_total_gib, machine.postgres, machine.kernel
     );
     println!("postgres: {}", settings_line(&machine.postgres_settings));
+    println!(
+        "load generator: {}",
+        machine
+            .generator_nice
+            .map_or("at the stack's priority".to_owned(), |n| format!(
+                "threads at nice {n}, the stack at its own"
+            ))
+    );
+    println!(
+        "kernel writeback: {}",
+        sys::writeback_line(&machine.writeback)
+    );
     println!("command: {command_line}\n");
     let mut rows_out = Vec::new();
     if let Some(s) = &sql {
@@ -893,6 +950,13 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
                 .routed_after_s
                 .map_or("— (timed out)".to_owned(), |s| format!("{s:.1} s")),
         );
+        if p.generator_lag_ms.max > 0.0 {
+            let g = &p.generator_lag_ms;
+            println!(
+                "  generator: began sending {:.1} / {:.1} / {:.1} ms (p50 / p99 / max) after a request was due",
+                g.p50, g.p99, g.max
+            );
+        }
         if !p.intake_ms_by_second.is_empty() {
             println!(
                 "  intake p99/max ms, worst seconds: {}",
@@ -1131,6 +1195,9 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
         (None, _) => String::new(),
     };
     let mut bench = start(&common, apis, workers, &api_env, &worker_env).await?;
+    let mut machine = machine;
+    machine.generator_nice = bench.load_rt.nice();
+    eprintln!("{}", bench.load_rt.describe());
     let outcome = drill_phases(&mut bench, &args, &pg_restart).await;
     let rows = verify::load(&bench.stack.database_url).await;
     let restarts: Vec<(String, u32)> = bench
@@ -1265,7 +1332,9 @@ async fn drill_phases(
     let cpu0 = sys::cpu_snapshot(&bench.stack.pids);
     let generator = bench.generator.clone();
     let load2 = load.clone();
-    let running = tokio::spawn(async move { generator.run(&load2, prepared).await });
+    let running = bench
+        .load_rt
+        .spawn(async move { generator.run(&load2, prepared).await })?;
     let t0 = Instant::now();
     let note = |log: &mut DrillLog, e: String| {
         eprintln!("{:>6.1} s  {e}", t0.elapsed().as_secs_f64());

@@ -46,6 +46,35 @@ pub fn kernel() -> String {
         .unwrap_or_default()
 }
 
+/// The kernel's page-cache writeback settings, as `/proc/sys/vm` has them.
+const WRITEBACK: &[&str] = &[
+    "dirty_background_bytes",
+    "dirty_background_ratio",
+    "dirty_bytes",
+    "dirty_ratio",
+    "dirty_expire_centisecs",
+    "dirty_writeback_centisecs",
+];
+
+pub fn writeback_settings() -> std::collections::BTreeMap<String, String> {
+    WRITEBACK
+        .iter()
+        .filter_map(|name| {
+            let value = std::fs::read_to_string(format!("/proc/sys/vm/{name}")).ok()?;
+            Some(((*name).to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// `dirty_background_ratio 10, …` in the order of [`WRITEBACK`].
+pub fn writeback_line(settings: &std::collections::BTreeMap<String, String>) -> String {
+    WRITEBACK
+        .iter()
+        .filter_map(|name| settings.get(*name).map(|v| format!("{name} {v}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn ticks_per_second() -> f64 {
     // USER_HZ is 100 on every Linux this runs on; reading it needs libc (unsafe code).
     100.0
