@@ -267,31 +267,61 @@ impl Generator {
                 let started_at = Utc::now();
                 let send_until = start + spec.duration;
                 let give_up_at = send_until + spec.retry_grace;
-                let mut tasks = tokio::task::JoinSet::new();
-                let mut n: u64 = 0;
-                loop {
-                    let due = start + Duration::from_secs_f64(n as f64 / rate);
-                    if due >= send_until {
-                        break;
-                    }
-                    tokio::time::sleep_until(due.into()).await;
-                    while tasks.try_join_next().is_some() {}
-                    if shared.in_flight.load(Ordering::Relaxed) >= spec.max_in_flight {
-                        lock(&shared.result).generator_skipped += 1;
-                        n += 1;
-                        continue;
-                    }
-                    let Some(body) = bodies.get_mut(n as usize).and_then(Option::take) else {
-                        break;
-                    };
-                    let this = self.clone();
-                    let shared2 = shared.clone();
-                    tasks.spawn(async move {
-                        this.one(&shared2, n, body, due, start, give_up_at).await;
+                let max_in_flight = spec.max_in_flight;
+                let runtime = tokio::runtime::Handle::current();
+                let this = self.clone();
+                let shared2 = shared.clone();
+                // A thread of its own paces the sends. Tokio's timer fires on whole
+                // milliseconds, which started every request up to a millisecond (0.5 ms
+                // on average) after it was due, and counted that as the hub's latency; a
+                // thread's sleep wakes within tens of microseconds. The thread inherits
+                // the generator's priority (src/priority.rs).
+                let (paced, all_sent) = tokio::sync::oneshot::channel();
+                let pacer = std::thread::Builder::new()
+                    .name("bench-pacer".into())
+                    .spawn(move || {
+                        let mut tasks = Vec::new();
+                        let mut n: u64 = 0;
+                        loop {
+                            let due = start + Duration::from_secs_f64(n as f64 / rate);
+                            if due >= send_until {
+                                break;
+                            }
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep(due - now);
+                            }
+                            if shared2.in_flight.load(Ordering::Relaxed) >= max_in_flight {
+                                lock(&shared2.result).generator_skipped += 1;
+                                n += 1;
+                                continue;
+                            }
+                            let Some(body) = bodies.get_mut(n as usize).and_then(Option::take)
+                            else {
+                                break;
+                            };
+                            let this = this.clone();
+                            let shared3 = shared2.clone();
+                            tasks.push(runtime.spawn(async move {
+                                this.one(&shared3, n, body, due, start, give_up_at).await;
+                            }));
+                            n += 1;
+                        }
+                        let _ = paced.send(tasks);
                     });
-                    n += 1;
+                match pacer {
+                    Ok(_) => {
+                        for task in all_sent.await.unwrap_or_default() {
+                            let _ = task.await;
+                        }
+                    }
+                    Err(e) => {
+                        *lock(&shared.result)
+                            .errors
+                            .entry(format!("cannot start the pacer thread: {e}"))
+                            .or_insert(0) += 1;
+                    }
                 }
-                while tasks.join_next().await.is_some() {}
                 finish(&shared, started_at, start, spec)
             }
         }

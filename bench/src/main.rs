@@ -448,7 +448,10 @@ async fn start(
         db_settings: common.db_settings.clone(),
         run_dir: std::env::temp_dir().join(format!("redress-bench-{run_id}")),
     };
-    eprintln!("run {run_id}: logs in {}", cfg.run_dir.display());
+    eprintln!(
+        "run {run_id}: logs in {} (removed at the end unless --keep)",
+        cfg.run_dir.display()
+    );
     let mut stack = Stack::prepare(&run_id, cfg).await?;
     let receiver = Receiver::start()?;
 

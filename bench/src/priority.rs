@@ -76,11 +76,9 @@ impl GeneratorRuntime {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let rt = self
-            .rt
-            .as_ref()
-            .context("the generator's runtime is shut down")?;
-        rt.spawn(fut).await.context("the generator's task failed")
+        self.spawn(fut)?
+            .await
+            .context("the generator's task failed")
     }
 
     /// Starts `fut` on the generator's threads.
