@@ -323,6 +323,99 @@ async fn a_retry_after_routing_gets_the_first_answer_again_though_the_key_stored
     app.stop().await;
 }
 
+/// A filing is its own transaction, which commits after the function has answered its row.
+/// A commit that fails then (here a check deferred to commit; in a drill, Postgres shutting
+/// down for a restart) must not be answered 202: the partner would be told of a complaint
+/// that was rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filing_whose_commit_fails_is_not_acknowledged_and_its_retry_is_filed() {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+
+    let app = TestApp::spawn().await;
+    let (_, token) = app.tenant_and_token().await;
+    let external_ref = format!("fails-at-commit-{}", uuid::Uuid::new_v4().simple());
+    // Raises at commit, after the filing function has returned its row, while the table
+    // named below holds the complaint's external_ref.
+    app.db()
+        .await
+        .batch_execute(
+            "CREATE TABLE refused_at_commit (external_ref text PRIMARY KEY);
+             CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+             BEGIN
+                 IF EXISTS (SELECT 1 FROM refused_at_commit r
+                            WHERE r.external_ref = NEW.external_ref) THEN
+                     RAISE EXCEPTION 'refused at commit';
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON complaints
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();",
+        )
+        .await
+        .unwrap();
+    diesel::sql_query("INSERT INTO refused_at_commit VALUES ($1)")
+        .bind::<Text, _>(&external_ref)
+        .execute(&mut app.db().await)
+        .await
+        .unwrap();
+
+    let mut body = example_complaint();
+    body["external_ref"] = json!(external_ref);
+    let key = format!("commit-fails-{}", uuid::Uuid::new_v4().simple());
+    let send = || {
+        app.http
+            .post(app.url("/v1/complaints"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+    };
+    let refused = send().await.unwrap();
+    assert!(
+        refused.status().is_server_error(),
+        "a filing whose commit failed was answered {}",
+        refused.status()
+    );
+    assert_eq!(
+        refused.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let stored: Count = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM complaints WHERE external_ref = $1) \
+              + (SELECT count(*) FROM idempotency_keys WHERE idempotency_key = $2) AS n",
+    )
+    .bind::<Text, _>(&external_ref)
+    .bind::<Text, _>(&key)
+    .get_result(&mut app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(stored.n, 0, "nothing of the refused filing is stored");
+
+    // Once the commit can succeed, the partner's retry with the same key files it.
+    diesel::sql_query("DELETE FROM refused_at_commit")
+        .execute(&mut app.db().await)
+        .await
+        .unwrap();
+    let retried = send().await.unwrap();
+    assert_eq!(retried.status(), 202);
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    let id = retried.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, complaint) = app.get_json(&token, &format!("/v1/complaints/{id}")).await;
+    assert_eq!(status, 200, "{complaint}");
+    assert_eq!(complaint["external_ref"], json!(external_ref));
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_numbers_are_masked_before_storage_and_phones_in_lists() {
     let app = TestApp::spawn_with(Options {
