@@ -772,7 +772,11 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
         acked,
         ..
     } = bench;
-    stack.teardown().await;
+    let failed = rows.as_ref().map_or(true, |rows| {
+        let i = verify::integrity(rows, &acked, &receiver);
+        i.lost > 0 || i.routed_twice > 0
+    });
+    stack.teardown(failed).await;
     let (mut phases, sql, amqp) = outcome?;
     let rows = rows?;
     let integrity = verify::integrity(&rows, &acked, &receiver);
@@ -1215,7 +1219,11 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
         acked,
         ..
     } = bench;
-    stack.teardown().await;
+    let failed = rows.as_ref().map_or(true, |rows| {
+        let i = verify::integrity(rows, &acked, &receiver);
+        i.lost > 0 || i.routed_twice > 0
+    });
+    stack.teardown(failed).await;
     let (m, log) = outcome?;
     let rows = rows?;
     let integrity = verify::integrity(&rows, &acked, &receiver);

@@ -317,10 +317,15 @@ impl Stack {
             .map(|(i, _)| i)
     }
 
-    /// Stops the children and removes the scratch database and broker objects.
-    pub async fn teardown(mut self) {
+    /// Stops the children and removes the scratch database, the broker objects and the
+    /// run directory, unless `--keep` or `failed`: a run that lost or doubled a complaint
+    /// keeps what is needed to find out why.
+    pub async fn teardown(mut self, failed: bool) {
         self.stop_all().await;
-        if self.cfg.keep {
+        if failed && !self.cfg.keep {
+            eprintln!("the run failed its integrity check: keeping its evidence");
+        }
+        if self.cfg.keep || failed {
             eprintln!(
                 "kept: database {} and broker namespace {} (run dir {})",
                 self.database_url,
