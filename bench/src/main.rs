@@ -524,6 +524,7 @@ async fn start(
     let load_rt = priority::GeneratorRuntime::new(common.generator_nice)?;
     let g = generator.clone();
     load_rt.run(async move { g.authenticate().await }).await??;
+    eprintln!("{}", load_rt.describe());
     let rss = RssPeaks::spawn(stack.pids.clone());
     Ok(Bench {
         stack,
@@ -700,6 +701,16 @@ fn machine(mut postgres_settings: std::collections::BTreeMap<String, String>) ->
     }
 }
 
+impl Machine {
+    /// The load generator's priority, for a run's header.
+    fn generator_line(&self) -> String {
+        self.generator_nice
+            .map_or("at the stack's priority".to_owned(), |n| {
+                format!("threads at nice {n}, the stack at its own")
+            })
+    }
+}
+
 /// The settings reported with every run (see [`Machine::postgres_settings`]).
 const REPORTED_SETTINGS: &[&str] = &[
     "shared_buffers",
@@ -761,9 +772,10 @@ fn env_value(env: &[(String, String)], key: &str) -> Option<String> {
 async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Result<()> {
     let machine = machine(postgres_settings(&common.pg_admin_url).await);
     let mut bench = start(&common, 1, 1, &[], &[]).await?;
-    let mut machine = machine;
-    machine.generator_nice = bench.load_rt.nice();
-    eprintln!("{}", bench.load_rt.describe());
+    let machine = Machine {
+        generator_nice: bench.load_rt.nice(),
+        ..machine
+    };
     let outcome = run_phases(&mut bench, &args, &common).await;
     let rows = verify::load(&bench.stack.database_url).await;
     let Bench {
@@ -772,14 +784,13 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
         acked,
         ..
     } = bench;
-    let failed = rows.as_ref().map_or(true, |rows| {
-        let i = verify::integrity(rows, &acked, &receiver);
-        i.lost > 0 || i.routed_twice > 0
-    });
-    stack.teardown(failed).await;
+    // Counted before the teardown, which keeps the evidence of a run that failed it.
+    let integrity = rows.map(|rows| verify::integrity(&rows, &acked, &receiver));
+    stack
+        .teardown(integrity.as_ref().map_or(true, verify::Integrity::failed))
+        .await;
     let (mut phases, sql, amqp) = outcome?;
-    let rows = rows?;
-    let integrity = verify::integrity(&rows, &acked, &receiver);
+    let integrity = integrity?;
 
     let max = phases.iter().find(|p| p.name == "max");
     let half = phases.iter().find(|p| p.name.starts_with("open"));
@@ -852,14 +863,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
         machine.cpus, machine.mem_total_gib, machine.postgres, machine.kernel
     );
     println!("postgres: {}", settings_line(&machine.postgres_settings));
-    println!(
-        "load generator: {}",
-        machine
-            .generator_nice
-            .map_or("at the stack's priority".to_owned(), |n| format!(
-                "threads at nice {n}, the stack at its own"
-            ))
-    );
+    println!("load generator: {}", machine.generator_line());
     println!(
         "kernel writeback: {}",
         sys::writeback_line(&machine.writeback)
@@ -1202,9 +1206,10 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
         (None, _) => String::new(),
     };
     let mut bench = start(&common, apis, workers, &api_env, &worker_env).await?;
-    let mut machine = machine;
-    machine.generator_nice = bench.load_rt.nice();
-    eprintln!("{}", bench.load_rt.describe());
+    let machine = Machine {
+        generator_nice: bench.load_rt.nice(),
+        ..machine
+    };
     let outcome = drill_phases(&mut bench, &args, &pg_restart).await;
     let rows = verify::load(&bench.stack.database_url).await;
     let restarts: Vec<(String, u32)> = bench
@@ -1219,20 +1224,20 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
         acked,
         ..
     } = bench;
-    let failed = rows.as_ref().map_or(true, |rows| {
-        let i = verify::integrity(rows, &acked, &receiver);
-        i.lost > 0 || i.routed_twice > 0
-    });
-    stack.teardown(failed).await;
+    // Counted before the teardown, which keeps the evidence of a run that failed it.
+    let integrity = rows.map(|rows| verify::integrity(&rows, &acked, &receiver));
+    stack
+        .teardown(integrity.as_ref().map_or(true, verify::Integrity::failed))
+        .await;
     let (m, log) = outcome?;
-    let rows = rows?;
-    let integrity = verify::integrity(&rows, &acked, &receiver);
+    let integrity = integrity?;
 
     println!(
         "\nredress-bench drill {:?} — {} CPUs, {:.1} GiB, Postgres {}",
         args.kind, machine.cpus, machine.mem_total_gib, machine.postgres
     );
     println!("postgres: {}", settings_line(&machine.postgres_settings));
+    println!("load generator: {}", machine.generator_line());
     println!("command: {command_line}");
     println!(
         "load: {:.0}/s open loop for {} s; fault at {} s; processes {}; load average {:.2} → {:.2}",
@@ -1300,7 +1305,7 @@ async fn drill(common: Common, args: DrillArgs, command_line: String) -> anyhow:
             .map_or("— (timed out)".to_owned(), |s| format!("{s:.1} s")),
     );
     print_integrity(&integrity);
-    let ok = integrity.lost == 0 && integrity.routed_twice == 0;
+    let ok = !integrity.failed();
     println!(
         "\n{} drill {:?}: acknowledged {}, present and routed {}, lost {}, routed twice {}",
         if ok { "PASS" } else { "FAIL" },

@@ -16,57 +16,47 @@
 
 use std::{
     future::Future,
-    sync::{
-        atomic::{AtomicI32, Ordering},
-        Arc,
-    },
+    sync::{Arc, Mutex},
 };
 
 use anyhow::Context;
 
-/// Nice value meaning "not known yet / could not be set".
-const UNSET: i32 = i32::MIN;
+/// What the generator's threads got: the nice value they run at, or the first refusal.
+type Outcome = Arc<Mutex<Option<Result<i32, String>>>>;
 
 pub struct GeneratorRuntime {
     rt: Option<tokio::runtime::Runtime>,
     asked: i32,
-    /// The nice value the generator's threads got, or the error of the first that failed.
-    got: Arc<AtomicI32>,
-    error: Arc<std::sync::Mutex<Option<String>>>,
+    outcome: Outcome,
 }
 
 impl GeneratorRuntime {
     /// A runtime with one worker thread a core, each at nice `nice`.
     pub fn new(nice: i32) -> anyhow::Result<Self> {
-        let got = Arc::new(AtomicI32::new(UNSET));
-        let error = Arc::new(std::sync::Mutex::new(None));
-        let (got2, error2) = (got.clone(), error.clone());
+        let outcome: Outcome = Arc::default();
+        let recorded = outcome.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(crate::sys::cpu_count().max(1))
             .thread_name("bench-generator")
             .enable_all()
             // On Linux a nice value belongs to a thread; `None` is the calling one.
-            .on_thread_start(
-                move || match rustix::process::setpriority_process(None, nice) {
-                    Ok(()) => {
-                        if let Ok(n) = rustix::process::getpriority_process(None) {
-                            got2.store(n, Ordering::Relaxed);
-                        }
+            .on_thread_start(move || {
+                let got = rustix::process::setpriority_process(None, nice)
+                    .and_then(|()| rustix::process::getpriority_process(None))
+                    .map_err(|e| e.to_string());
+                if let Ok(mut slot) = recorded.lock() {
+                    // A refusal, once seen, stays: some threads would run at the old priority.
+                    if !matches!(*slot, Some(Err(_))) {
+                        *slot = Some(got);
                     }
-                    Err(e) => {
-                        if let Ok(mut slot) = error2.lock() {
-                            slot.get_or_insert_with(|| e.to_string());
-                        }
-                    }
-                },
-            )
+                }
+            })
             .build()
             .context("cannot start the generator's runtime")?;
         Ok(GeneratorRuntime {
             rt: Some(rt),
             asked: nice,
-            got,
-            error,
+            outcome,
         })
     }
 
@@ -94,26 +84,26 @@ impl GeneratorRuntime {
         Ok(rt.spawn(fut))
     }
 
-    /// For the report: the nice value asked for, and what the threads got.
-    pub fn describe(&self) -> String {
-        let failed = self.error.lock().ok().and_then(|e| e.clone());
-        match (self.got.load(Ordering::Relaxed), failed) {
-            (_, Some(e)) => format!(
-                "generator threads: nice {} refused ({e}); they run at the stack's priority",
-                self.asked
-            ),
-            (UNSET, None) => "generator threads: priority unknown".to_owned(),
-            (n, None) => format!("generator threads: nice {n} (the stack's processes: as started)"),
-        }
+    fn outcome(&self) -> Option<Result<i32, String>> {
+        self.outcome.lock().ok().and_then(|o| o.clone())
     }
 
     /// The nice value the generator's threads run at, if it was set.
     pub fn nice(&self) -> Option<i32> {
-        let failed = self.error.lock().map(|e| e.is_some()).unwrap_or(true);
-        match self.got.load(Ordering::Relaxed) {
-            UNSET => None,
-            _ if failed => None,
-            n => Some(n),
+        self.outcome().and_then(Result::ok)
+    }
+
+    /// For the report: the nice value asked for, and what the threads got.
+    pub fn describe(&self) -> String {
+        match self.outcome() {
+            Some(Ok(n)) => {
+                format!("generator threads: nice {n} (the stack's processes: as started)")
+            }
+            Some(Err(e)) => format!(
+                "generator threads: nice {} refused ({e}); they run at the stack's priority",
+                self.asked
+            ),
+            None => "generator threads: priority unknown".to_owned(),
         }
     }
 }

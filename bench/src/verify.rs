@@ -155,6 +155,13 @@ pub struct Integrity {
     pub webhook_bad_signatures: u64,
 }
 
+impl Integrity {
+    /// Lost or routed twice: what no run may do.
+    pub fn failed(&self) -> bool {
+        self.lost > 0 || self.routed_twice > 0
+    }
+}
+
 pub fn integrity(
     rows: &HashMap<String, Row>,
     acked: &HashSet<String>,

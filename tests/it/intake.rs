@@ -150,16 +150,7 @@ async fn an_idempotent_retry_returns_the_same_complaint_and_a_changed_body_is_re
     let send = |b: Value, key: &'static str| {
         let app = &app;
         let token = token.clone();
-        async move {
-            app.http
-                .post(app.url("/v1/complaints"))
-                .bearer_auth(&token)
-                .header("Idempotency-Key", key)
-                .json(&b)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { app.file_with_key(&token, key, &b).await }
     };
     let first = send(body.clone(), "retry-1").await;
     assert_eq!(first.status(), 202);
@@ -214,14 +205,7 @@ async fn a_retry_while_the_first_request_holds_the_key_is_409_and_a_dead_request
     let (tenant, token) = app.tenant_and_token().await;
     // One body for every retry: a retry with another body is a different request (422).
     let body = example_complaint();
-    let send = || {
-        app.http
-            .post(app.url("/v1/complaints"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", "held-key")
-            .json(&body)
-            .send()
-    };
+    let send = || app.file_with_key(&token, "held-key", &body);
     // Hold the key the way a request in flight holds it: the transaction-scoped advisory
     // lock of its intake transaction (api/src/idempotency.rs).
     let mut first = app.db().await;
@@ -235,7 +219,7 @@ async fn a_retry_while_the_first_request_holds_the_key_is_409_and_a_dead_request
         .execute(&mut first)
         .await
         .unwrap();
-    let r = send().await.unwrap();
+    let r = send().await;
     assert_eq!(r.status(), 409);
     let problem: Value = r.json().await.unwrap();
     assert!(
@@ -251,14 +235,14 @@ async fn a_retry_while_the_first_request_holds_the_key_is_409_and_a_dead_request
     drop(first);
     let mut status = 0;
     for _ in 0..40 {
-        status = send().await.unwrap().status().as_u16();
+        status = send().await.status().as_u16();
         if status == 202 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 202);
-    let replay = send().await.unwrap();
+    let replay = send().await;
     assert_eq!(replay.status(), 202);
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     app.stop().await;
@@ -275,15 +259,8 @@ async fn a_retry_after_routing_gets_the_first_answer_again_though_the_key_stored
     let (_, token) = app.tenant_and_token().await;
     let body = example_complaint();
     let key = format!("after-routing-{}", uuid::Uuid::new_v4().simple());
-    let send = || {
-        app.http
-            .post(app.url("/v1/complaints"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", &key)
-            .json(&body)
-            .send()
-    };
-    let first = send().await.unwrap();
+    let send = || app.file_with_key(&token, &key, &body);
+    let first = send().await;
     assert_eq!(first.status(), 202);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
@@ -308,7 +285,7 @@ async fn a_retry_after_routing_gets_the_first_answer_again_though_the_key_stored
     .unwrap();
     assert!(!stored.has_answer, "the key keeps no copy of the answer");
 
-    let again = send().await.unwrap();
+    let again = send().await;
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
     assert_eq!(
@@ -363,15 +340,8 @@ async fn a_filing_whose_commit_fails_is_not_acknowledged_and_its_retry_is_filed(
     let mut body = example_complaint();
     body["external_ref"] = json!(external_ref);
     let key = format!("commit-fails-{}", uuid::Uuid::new_v4().simple());
-    let send = || {
-        app.http
-            .post(app.url("/v1/complaints"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", &key)
-            .json(&body)
-            .send()
-    };
-    let refused = send().await.unwrap();
+    let send = || app.file_with_key(&token, &key, &body);
+    let refused = send().await;
     assert!(
         refused.status().is_server_error(),
         "a filing whose commit failed was answered {}",
@@ -403,7 +373,7 @@ async fn a_filing_whose_commit_fails_is_not_acknowledged_and_its_retry_is_filed(
         .execute(&mut app.db().await)
         .await
         .unwrap();
-    let retried = send().await.unwrap();
+    let retried = send().await;
     assert_eq!(retried.status(), 202);
     assert!(retried.headers().get("idempotent-replayed").is_none());
     let id = retried.json::<Value>().await.unwrap()["id"]

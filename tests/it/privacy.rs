@@ -50,17 +50,12 @@ async fn post(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Val
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// Files a complaint (with an Idempotency-Key, so a stored answer exists) and returns its id.
+/// Files a complaint with an Idempotency-Key (so a key record exists for erasure to reach)
+/// and returns its id.
 async fn file(app: &TestApp, token: &str, body: &Value) -> String {
     let r = app
-        .http
-        .post(app.url("/v1/complaints"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+        .file_with_key(token, &uuid::Uuid::new_v4().to_string(), body)
+        .await;
     assert_eq!(r.status(), 202);
     let v: Value = r.json().await.unwrap();
     v["id"].as_str().unwrap().to_owned()

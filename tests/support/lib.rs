@@ -327,6 +327,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Files `body` with an `Idempotency-Key`, as partners do when they may retry.
+    pub async fn file_with_key(&self, token: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/complaints"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Files the example complaint, expects it accepted and returns its id.
     pub async fn file_example(&self, token: &str) -> String {
         let r = self.file(token, &example_complaint()).await;
