@@ -19,6 +19,7 @@ mod load;
 mod priority;
 mod receiver;
 mod report;
+mod speed;
 mod stack;
 mod sys;
 mod verify;
@@ -240,6 +241,9 @@ struct Machine {
     writeback: std::collections::BTreeMap<String, String>,
     /// The nice value the load generator's threads ran at (None: not set, so the stack's).
     generator_nice: Option<i32>,
+    /// CPU microseconds a unit of fixed work took before the stack started (the median of
+    /// 40; see `speed`): the reference for each phase's and each second's `work_us`.
+    core_work_us_idle: Option<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -272,6 +276,10 @@ struct PhaseReport {
     intake_ms_by_second: Vec<SecondOfPhase>,
     /// What Postgres wrote meanwhile (`pg_stat_bgwriter`, differences over the phase).
     postgres_writes: Option<PostgresWrites>,
+    /// CPU microseconds a unit of fixed work took in the phase (median; see `speed`). More
+    /// than in another phase of the run: the host slowed the cores, and the same load was a
+    /// larger share of the machine.
+    core_work_us: Option<f64>,
     routed_ms: Percentiles,
     webhook_ms: Percentiles,
     routed_per_second: f64,
@@ -320,8 +328,11 @@ fn worst_seconds(seconds: &[SecondOfPhase], n: usize) -> String {
         .take(n)
         .map(|s| {
             let host = s.machine.map_or(String::new(), |m| {
+                let work = m
+                    .work_us
+                    .map_or(String::new(), |us| format!(", work {us:.0} µs"));
                 format!(
-                    " (busy {:.0}%, steal {:.0}%)",
+                    " (busy {:.0}%, steal {:.0}%{work})",
                     m.busy_share * 100.0,
                     m.steal_share * 100.0
                 )
@@ -571,9 +582,10 @@ impl Bench {
         for s in &mut m.report.intake_ms_by_second {
             s.machine = usize::try_from(s.second)
                 .ok()
-                .and_then(|i| host.get(i))
+                .and_then(|i| host.seconds.get(i))
                 .copied();
         }
+        m.report.core_work_us = host.work_us;
         m.report.postgres_writes = writes
             .zip(writes0)
             .map(|(after, before)| after.since(before));
@@ -698,10 +710,35 @@ fn machine(mut postgres_settings: std::collections::BTreeMap<String, String>) ->
         postgres_settings,
         writeback: sys::writeback_settings(),
         generator_nice: None,
+        core_work_us_idle: speed::calibrate(40),
     }
 }
 
+/// How far the fixed work's CPU time may differ between the max phase and another before
+/// the run says the host changed the cores' speed under it.
+const SPEED_TOLERANCE: f64 = 1.10;
+
+/// `, 1.02× idle, 1.21× max` for a phase's fixed work, where those are known.
+fn relative_speed(us: f64, idle: Option<f64>, max: Option<f64>) -> String {
+    let mut out = String::new();
+    if let Some(i) = idle.filter(|i| *i > 0.0) {
+        out.push_str(&format!(", {:.2}× idle", us / i));
+    }
+    if let Some(m) = max.filter(|m| *m > 0.0) {
+        out.push_str(&format!(", {:.2}× max", us / m));
+    }
+    out
+}
+
 impl Machine {
+    /// The cores' speed before the stack started, for a run's header.
+    fn core_line(&self) -> String {
+        self.core_work_us_idle
+            .map_or("— (the speed probe did not run)".to_owned(), |us| {
+                format!("a unit of fixed work takes {us:.0} µs of CPU when idle (see each phase)")
+            })
+    }
+
     /// The load generator's priority, for a run's header.
     fn generator_line(&self) -> String {
         self.generator_nice
@@ -793,6 +830,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
     let integrity = integrity?;
 
     let max = phases.iter().find(|p| p.name == "max");
+    let max_work_us = max.and_then(|m| m.core_work_us);
     let half = phases.iter().find(|p| p.name.starts_with("open"));
     let intake_ratio = match (max, &sql) {
         (Some(m), Some(s)) if s.per_second > 0.0 => Some(m.intake_per_second / s.per_second),
@@ -868,6 +906,7 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
         "kernel writeback: {}",
         sys::writeback_line(&machine.writeback)
     );
+    println!("cores: {}", machine.core_line());
     println!("command: {command_line}\n");
     let mut rows_out = Vec::new();
     if let Some(s) = &sql {
@@ -968,6 +1007,12 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
                 g.p50, g.p99, g.max
             );
         }
+        if let Some(us) = p.core_work_us {
+            println!(
+                "  cores: the unit of fixed work took {us:.0} µs of CPU (median){}",
+                relative_speed(us, machine.core_work_us_idle, max_work_us)
+            );
+        }
         if !p.intake_ms_by_second.is_empty() {
             println!(
                 "  intake p99/max ms, worst seconds: {}",
@@ -1002,6 +1047,23 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
                 steal * 100.0,
                 p.name
             );
+        }
+    }
+    // The same work costing more CPU time is the host slowing the cores (a neighbour on
+    // the same physical core, a lower clock), which steal does not show: a phase whose rate
+    // was set from the maximum then ran at more than half of what the machine could do.
+    if let Some(max_us) = max_work_us {
+        for p in phases.iter().filter(|p| p.name != "max") {
+            if let Some(us) = p.core_work_us {
+                let r = us / max_us;
+                if !(1.0 / SPEED_TOLERANCE..=SPEED_TOLERANCE).contains(&r) {
+                    println!(
+                        "note: the cores ran {} in {} than in max: fixed work took {r:.2}× the CPU time (steal does not show this), so its load was not the share of the machine's limit its rate says",
+                        if r > 1.0 { "slower" } else { "faster" },
+                        p.name
+                    );
+                }
+            }
         }
     }
     if let Some(path) = &common.json {

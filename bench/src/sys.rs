@@ -127,22 +127,36 @@ struct MachineTicks {
     steal: u64,
 }
 
-/// The machine's busy and stolen shares of one second of a phase.
+/// The machine's busy and stolen shares of one second of a phase, and how long the cores
+/// took over a unit of fixed work in it (`speed`).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct MachineSecond {
     pub busy_share: f64,
     pub steal_share: f64,
+    /// CPU microseconds of a unit of fixed work (median of the second's units).
+    pub work_us: Option<f64>,
 }
 
-/// Samples the machine's CPU once a second until finished, so a phase's bad seconds can
-/// be set beside what the host was doing in them.
+/// What the host did over a phase: each second, and the fixed work's median over all.
+#[derive(Debug, Default)]
+pub struct HostSeconds {
+    pub seconds: Vec<MachineSecond>,
+    pub work_us: Option<f64>,
+}
+
+/// Samples the machine's CPU once a second, and times fixed work on a thread of its own,
+/// until finished, so a phase's bad seconds can be set beside what the host was doing in
+/// them.
 pub struct SecondSampler {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Vec<MachineSecond>>,
+    probe: Option<crate::speed::Probe>,
 }
 
 impl SecondSampler {
     pub fn spawn() -> Self {
+        // Without a thread for it the run goes on, with no speed figures.
+        let probe = crate::speed::Probe::spawn().ok();
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut seconds = Vec::new();
@@ -158,6 +172,7 @@ impl SecondSampler {
                         seconds.push(MachineSecond {
                             busy_share: now.busy.saturating_sub(last.busy) as f64 / total,
                             steal_share: now.steal.saturating_sub(last.steal) as f64 / total,
+                            work_us: None,
                         });
                         last = now;
                     }
@@ -165,13 +180,30 @@ impl SecondSampler {
             }
             seconds
         });
-        SecondSampler { stop, task }
+        SecondSampler { stop, task, probe }
     }
 
     /// The seconds sampled, first to last.
-    pub async fn finish(self) -> Vec<MachineSecond> {
+    pub async fn finish(self) -> HostSeconds {
         let _ = self.stop.send(());
-        self.task.await.unwrap_or_default()
+        let mut seconds = self.task.await.unwrap_or_default();
+        let Some(probe) = self.probe else {
+            return HostSeconds {
+                seconds,
+                work_us: None,
+            };
+        };
+        // Joining waits for at most the unit under way (a fraction of a millisecond).
+        let samples = probe.finish();
+        // Both started together, so the probe's n-th second is the sampler's.
+        for (second, work) in seconds.iter_mut().zip(crate::speed::per_second(&samples)) {
+            second.work_us = work;
+        }
+        let mut all: Vec<f64> = samples.iter().map(|(_, us)| *us).collect();
+        HostSeconds {
+            seconds,
+            work_us: crate::speed::median(&mut all),
+        }
     }
 }
 
