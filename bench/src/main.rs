@@ -298,8 +298,8 @@ struct SecondOfPhase {
     second: u64,
     #[serde(flatten)]
     intake_ms: Percentiles,
-    /// The machine's busy and stolen CPU shares in that second (steal: a neighbour on the
-    /// host had the CPU our processes wanted).
+    /// The machine in that second: its busy and stolen CPU shares (steal: a neighbour on
+    /// the host had the CPU our processes wanted), the cores' speed, what the disks wrote.
     machine: Option<sys::MachineSecond>,
 }
 
@@ -332,9 +332,11 @@ fn worst_seconds(seconds: &[SecondOfPhase], n: usize) -> String {
                     .work_us
                     .map_or(String::new(), |us| format!(", work {us:.0} µs"));
                 format!(
-                    " (busy {:.0}%, steal {:.0}%{work})",
+                    " (busy {:.0}%, steal {:.0}%{work}, disk wrote {:.0} MB, dirty {:.0} MB)",
                     m.busy_share * 100.0,
-                    m.steal_share * 100.0
+                    m.steal_share * 100.0,
+                    m.disk_written_mb,
+                    m.dirty_mb
                 )
             });
             format!(

@@ -135,6 +135,50 @@ pub struct MachineSecond {
     pub steal_share: f64,
     /// CPU microseconds of a unit of fixed work (median of the second's units).
     pub work_us: Option<f64>,
+    /// MB the machine's disks wrote in the second (`/sys/block/*/stat`), and the page
+    /// cache's dirty MB at its end (`/proc/meminfo`): the kernel writing back a file's
+    /// dirty pages all at once, which the commits' WAL flushes queue behind, shows here
+    /// (docs/PERFORMANCE.md, sessions 9 and 11).
+    pub disk_written_mb: f64,
+    pub dirty_mb: f64,
+}
+
+/// Sectors (512 bytes) written so far by the machine's disks: whole devices only (a
+/// partition's writes are its disk's too), without loop and RAM devices.
+fn disk_sectors_written() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/sys/block") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !(name.starts_with("loop") || name.starts_with("ram") || name.starts_with("zram"))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| sectors_written(&stat))
+        .sum()
+}
+
+/// The sectors written, from a device's `stat`: its seventh field
+/// (Documentation/block/stat.rst).
+fn sectors_written(stat: &str) -> Option<u64> {
+    stat.split_whitespace().nth(6)?.parse().ok()
+}
+
+/// The page cache's dirty memory, MB (`Dirty:` of `/proc/meminfo`, in kB).
+fn dirty_mb() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| dirty_kb(&m))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dirty_kb(meminfo: &str) -> Option<f64> {
+    meminfo
+        .lines()
+        .find(|l| l.starts_with("Dirty:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 /// What the host did over a phase: each second, and the fixed work's median over all.
@@ -163,18 +207,24 @@ impl SecondSampler {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             tick.tick().await;
             let mut last = machine_ticks();
+            let mut last_sectors = disk_sectors_written();
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = tick.tick() => {
                         let now = machine_ticks();
+                        let sectors = disk_sectors_written();
                         let total = now.total.saturating_sub(last.total).max(1) as f64;
                         seconds.push(MachineSecond {
                             busy_share: now.busy.saturating_sub(last.busy) as f64 / total,
                             steal_share: now.steal.saturating_sub(last.steal) as f64 / total,
                             work_us: None,
+                            disk_written_mb: sectors.saturating_sub(last_sectors) as f64 * 512.0
+                                / 1_048_576.0,
+                            dirty_mb: dirty_mb(),
                         });
                         last = now;
+                        last_sectors = sectors;
                     }
                 }
             }
@@ -308,5 +358,25 @@ impl CpuSnapshot {
         };
         u.other = (busy - u.api - u.worker - u.postgres - u.rabbitmq - u.bench).max(0.0);
         u
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sectors_written_are_the_seventh_field_of_a_devices_stat() {
+        let stat = "  152056    12179  9521290   244811  4684343   416823 164534400  1058937        3   292220  1389257";
+        assert_eq!(sectors_written(stat), Some(164_534_400));
+        assert_eq!(sectors_written("1 2 3"), None);
+    }
+
+    #[test]
+    fn dirty_memory_is_read_from_its_own_line_of_meminfo() {
+        let meminfo =
+            "MemTotal:       24590000 kB\nDirty:             12345 kB\nWriteback:           0 kB\n";
+        assert_eq!(dirty_kb(meminfo), Some(12_345.0));
+        assert_eq!(dirty_kb("MemTotal: 1 kB\n"), None);
     }
 }
