@@ -712,6 +712,8 @@ fn machine(mut postgres_settings: std::collections::BTreeMap<String, String>) ->
         postgres_settings,
         writeback: sys::writeback_settings(),
         generator_nice: None,
+        // About 15 ms on a thread of its own, joined here: at start-up, before any load,
+        // so blocking the runtime for it delays nothing that is measured.
         core_work_us_idle: speed::calibrate(40),
     }
 }
@@ -722,7 +724,7 @@ const INTAKE_P99_TARGET_MS: f64 = 25.0;
 /// MB written by the disks in one second above which the second was the kernel writing a
 /// file's dirty pages back at once rather than the WAL's steady stream: on session 11's
 /// machine the WAL wrote 21-23 MB a second at half max, the kernel's default writeback
-/// 141-242 MB in one second, and with SCALING.md's settings 83-93 MB at a time.
+/// 141-592 MB in one second, and with SCALING.md's settings 83-93 MB at a time.
 const WRITEBACK_BURST_MB: f64 = 128.0;
 
 /// The second of a phase whose intake p99 missed the target while the disks wrote the most
