@@ -744,6 +744,20 @@ fn worst_writeback_second(
 /// the run says the host changed the cores' speed under it.
 const SPEED_TOLERANCE: f64 = 1.10;
 
+/// The closing note for a phase whose fixed work took more than [`SPEED_TOLERANCE`] times
+/// (or less than its inverse) the CPU time it took in the max phase; None within it, or
+/// where either is unknown.
+fn speed_note(phase: &str, us: Option<f64>, max_us: Option<f64>) -> Option<String> {
+    let r = us? / max_us.filter(|m| *m > 0.0)?;
+    if (1.0 / SPEED_TOLERANCE..=SPEED_TOLERANCE).contains(&r) {
+        return None;
+    }
+    Some(format!(
+        "note: the cores ran {} in {phase} than in max: fixed work took {r:.2}× the CPU time (steal does not show this), so its load was not the share of the machine's limit its rate says",
+        if r > 1.0 { "slower" } else { "faster" },
+    ))
+}
+
 /// `, 1.02× idle, 1.21× max` for a phase's fixed work, where those are known.
 fn relative_speed(us: f64, idle: Option<f64>, max: Option<f64>) -> String {
     let mut out = String::new();
@@ -1088,18 +1102,9 @@ async fn run(common: Common, args: RunArgs, command_line: String) -> anyhow::Res
     // The same work costing more CPU time is the host slowing the cores (a neighbour on
     // the same physical core, a lower clock), which steal does not show: a phase whose rate
     // was set from the maximum then ran at more than half of what the machine could do.
-    if let Some(max_us) = max_work_us {
-        for p in phases.iter().filter(|p| p.name != "max") {
-            if let Some(us) = p.core_work_us {
-                let r = us / max_us;
-                if !(1.0 / SPEED_TOLERANCE..=SPEED_TOLERANCE).contains(&r) {
-                    println!(
-                        "note: the cores ran {} in {} than in max: fixed work took {r:.2}× the CPU time (steal does not show this), so its load was not the share of the machine's limit its rate says",
-                        if r > 1.0 { "slower" } else { "faster" },
-                        p.name
-                    );
-                }
-            }
+    for p in phases.iter().filter(|p| p.name != "max") {
+        if let Some(note) = speed_note(&p.name, p.core_work_us, max_work_us) {
+            println!("{note}");
         }
     }
     if let Some(path) = &common.json {
@@ -1593,6 +1598,22 @@ mod tests {
                 ..sys::MachineSecond::default()
             }),
         }
+    }
+
+    #[test]
+    fn a_phase_is_noted_when_its_cores_ran_over_ten_percent_off_the_max_phases_speed() {
+        let max = Some(366.0);
+        assert_eq!(speed_note("open", Some(380.0), max), None);
+        assert_eq!(speed_note("open", Some(340.0), max), None);
+        let slower = speed_note("open", Some(450.0), max).expect("23 % slower");
+        assert!(
+            slower.contains("ran slower in open") && slower.contains("1.23×"),
+            "{slower}"
+        );
+        let faster = speed_note("open", Some(300.0), max).expect("18 % faster");
+        assert!(faster.contains("ran faster in open"), "{faster}");
+        assert_eq!(speed_note("open", None, max), None);
+        assert_eq!(speed_note("open", Some(450.0), None), None);
     }
 
     #[test]

@@ -32,12 +32,21 @@ pub fn cpu_count() -> usize {
 }
 
 pub fn mem_total_gib() -> f64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0)
+    meminfo_kb("MemTotal:").map_or(0.0, |kib| kib / 1024.0 / 1024.0)
+}
+
+/// One field of `/proc/meminfo`, in kB.
+fn meminfo_kb(field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    field_kb(&text, field)
+}
+
+/// `field` (with its colon) of a `/proc/meminfo` text, in kB.
+fn field_kb(meminfo: &str, field: &str) -> Option<f64> {
+    meminfo
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 pub fn kernel() -> String {
@@ -168,17 +177,7 @@ fn sectors_written(stat: &str) -> Option<u64> {
 
 /// The page cache's dirty memory, MB (`Dirty:` of `/proc/meminfo`, in kB).
 fn dirty_mb() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| dirty_kb(&m))
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn dirty_kb(meminfo: &str) -> Option<f64> {
-    meminfo
-        .lines()
-        .find(|l| l.starts_with("Dirty:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    meminfo_kb("Dirty:").map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// What the host did over a phase: each second, and the fixed work's median over all.
@@ -373,10 +372,11 @@ mod tests {
     }
 
     #[test]
-    fn dirty_memory_is_read_from_its_own_line_of_meminfo() {
+    fn a_meminfo_field_is_read_from_its_own_line() {
         let meminfo =
             "MemTotal:       24590000 kB\nDirty:             12345 kB\nWriteback:           0 kB\n";
-        assert_eq!(dirty_kb(meminfo), Some(12_345.0));
-        assert_eq!(dirty_kb("MemTotal: 1 kB\n"), None);
+        assert_eq!(field_kb(meminfo, "Dirty:"), Some(12_345.0));
+        assert_eq!(field_kb(meminfo, "MemTotal:"), Some(24_590_000.0));
+        assert_eq!(field_kb("MemTotal: 1 kB\n", "Dirty:"), None);
     }
 }
