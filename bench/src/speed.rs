@@ -12,13 +12,13 @@
 //! measures the core (its clock and what shares it) and not the caches the hub fills. It is
 //! timed in the thread's CPU time, not wall time, so waiting for a core (our own load, or
 //! steal) does not count; only how long the core took to do it once it ran. A unit took
-//! 366-384 µs on session 11's machine and runs every 50 ms: under 1 % of one core.
+//! 366-394 µs on session 11's machine and runs every 50 ms: under 1 % of one core.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Iterations of one unit of work (366-384 µs of CPU on session 11's machine).
+/// Iterations of one unit of work (366-394 µs of CPU on session 11's machine).
 const UNIT_ITERATIONS: u64 = 200_000;
 const EVERY: Duration = Duration::from_millis(50);
 
